@@ -1,0 +1,442 @@
+"""The rule engine: one definition of every rule, evaluated in two shapes.
+
+Rules are written against an *array namespace* ``xp`` and :class:`Measure` objects whose
+comparisons work unchanged on Python floats (one panel, :data:`SCALAR`) and on numpy arrays
+(a column of panels, :data:`VECTOR`). ``&`` and ``|`` combine both; ``xp.not_``,
+``xp.where`` and ``xp.select`` are the only shape-specific operations. No rule is written
+twice.
+
+Censored values (``<50``) are intervals: a comparison is true only when it holds for the whole
+interval, so a censored value decides a band only when the band contains all of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .profiles import Profile
+
+__all__ = [
+    "CMP_CODES",
+    "SCALAR",
+    "STATUS_NAMES",
+    "VECTOR",
+    "Facts",
+    "Measure",
+    "RawInputs",
+    "derive",
+]
+
+# comparator codes used by both shapes
+CMP_CODES = {None: 0, "<": 1, "<=": 2, ">": 3, ">=": 4}
+
+# status codes (RULES.md §6) and their names
+NOT_ASSESSED, DEFICIENT, UNINTERPRETABLE, PROBABLE, INDETERMINATE, UNLIKELY = range(6)
+STATUS_NAMES = ("not_assessed", "deficient", "uninterpretable", "probable", "indeterminate", "unlikely")
+
+X = Any  # a float/bool (scalar shape) or a numpy array (vector shape)
+
+
+class _Scalar:
+    """Array namespace for one panel: plain Python, no numpy (about 0.1 µs an operation)."""
+
+    name = "scalar"
+    nan = math.nan
+
+    @staticmethod
+    def not_(x: X) -> X:
+        return not x
+
+    @staticmethod
+    def where(cond: X, a: X, b: X) -> X:
+        return a if cond else b
+
+    @staticmethod
+    def select(conds: Sequence[X], choices: Sequence[X], default: X) -> X:
+        for c, v in zip(conds, choices, strict=True):
+            if c:
+                return v
+        return default
+
+    @staticmethod
+    def isnan(x: X) -> X:
+        return x != x
+
+    @staticmethod
+    def any_(*xs: X) -> X:
+        return any(xs)
+
+    @staticmethod
+    def maximum(a: X, b: X) -> X:
+        return a if a >= b else b
+
+
+class _Vector:
+    """Array namespace for a column of panels (numpy)."""
+
+    name = "vector"
+    nan = math.nan
+
+    @staticmethod
+    def not_(x: X) -> X:
+        return np.logical_not(x)
+
+    @staticmethod
+    def where(cond: X, a: X, b: X) -> X:
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def select(conds: Sequence[X], choices: Sequence[X], default: X) -> X:
+        return np.select(
+            [np.asarray(c, dtype=bool) for c in conds], list(choices), default
+        )
+
+    @staticmethod
+    def isnan(x: X) -> X:
+        return np.isnan(x)
+
+    @staticmethod
+    def any_(*xs: X) -> X:
+        out: X = False
+        for x in xs:
+            out = out | x
+        return out
+
+    @staticmethod
+    def maximum(a: X, b: X) -> X:
+        return np.maximum(a, b)
+
+
+SCALAR = _Scalar()
+VECTOR = _Vector()
+
+
+class Measure:
+    """A result as an interval ``[lo, hi]`` in canonical units (exact values: lo == hi).
+
+    ``present`` is false for a missing or implausible value (all comparisons are then false,
+    since NaN compares false). Comparisons are *definite*: true only for the whole interval.
+    """
+
+    __slots__ = ("censored", "hi", "hi_open", "lo", "lo_open", "present", "value")
+
+    def __init__(self, value: X, cmp: X, xp: Any) -> None:
+        self.value = value
+        if xp is SCALAR:
+            self.present = value == value
+            if cmp == 0:
+                self.lo = self.hi = value
+                self.lo_open = self.hi_open = self.censored = False
+            else:
+                below = cmp <= 2
+                self.lo = 0.0 if below else value
+                self.hi = value if below else math.inf
+                self.lo_open = cmp == 3
+                self.hi_open = cmp == 1
+                self.censored = self.present
+        else:
+            self.present = ~np.isnan(value)
+            below = (cmp == 1) | (cmp == 2)
+            above = (cmp == 3) | (cmp == 4)
+            self.lo = np.where(below, 0.0, value)
+            self.hi = np.where(above, np.inf, value)
+            self.lo_open = cmp == 3
+            self.hi_open = cmp == 1
+            self.censored = (cmp != 0) & self.present
+
+    def gt(self, t: X) -> X:
+        """Definitely greater than ``t``."""
+        return (self.lo > t) | ((self.lo == t) & self.lo_open)
+
+    def ge(self, t: X) -> X:
+        """Definitely at least ``t``."""
+        return self.lo >= t
+
+    def lt(self, t: X) -> X:
+        """Definitely less than ``t``."""
+        return (self.hi < t) | ((self.hi == t) & self.hi_open)
+
+    def le(self, t: X) -> X:
+        """Definitely at most ``t``."""
+        return self.hi <= t
+
+
+@dataclass
+class RawInputs:
+    """Normalised inputs of one panel (floats/bools) or of a column of panels (arrays).
+
+    Missing entries may be left out of the dicts: a value defaults to NaN, a flag to False.
+    ``band`` holds the band thresholds of RULES.md §4 for each result's reported unit.
+    """
+
+    values: Mapping[str, X]
+    cmp: Mapping[str, X] = field(default_factory=dict)
+    ref_low: Mapping[str, X] = field(default_factory=dict)
+    ref_high: Mapping[str, X] = field(default_factory=dict)
+    band: Mapping[str, X] = field(default_factory=dict)
+    implausible: Mapping[str, X] = field(default_factory=dict)
+    if_positive: X = False
+    if_negative: X = False
+    tsat_derived: X = False
+    age: X = math.nan
+    sex: X = 0  # 0 unknown/other, 1 female, 2 male
+    pregnant: X = False
+    nitrous_oxide: X = False
+    treatment: X = 0  # 0 none/unknown, 1 oral, 2 injection
+    days_since_injection: X = math.nan
+    conditions: Mapping[str, X] = field(default_factory=dict)
+    symptoms: Mapping[str, X] = field(default_factory=dict)
+    medications: Mapping[str, X] = field(default_factory=dict)
+    neurological: X = False
+    any_symptom: X = False
+
+
+_NAN = math.nan
+
+# lab reference intervals replace these profile limits (RULES.md §4)
+REF_HIGH_REPLACES = {
+    "mma": "mma_elevated", "homocysteine": "homocysteine_elevated", "mcv": "mcv_macrocytosis",
+    "rdw": "rdw_high", "crp": "crp_inflammation", "b12": "b12_high",
+}
+REF_LOW_REPLACES = {"folate": "folate_low", "ferritin": "ferritin_low", "hb": "hb_anaemia"}
+
+INFLAMMATORY_CONDITIONS = (
+    "rheumatoid_arthritis", "inflammatory_bowel_disease", "crohns_disease",
+    "chronic_kidney_disease", "heart_failure",
+)
+MALABSORPTION_CONDITIONS = (
+    "pernicious_anaemia", "autoimmune_gastritis", "gastrectomy", "bariatric_surgery",
+    "ileal_resection", "crohns_disease", "coeliac_disease",
+)
+
+
+class Facts:
+    """Everything rules read: measures, effective thresholds and derived features.
+
+    Built once per panel (or per column of panels) by :func:`derive`; the derived features
+    are named after what they mean (``b12_deficient``, ``mma_elevated``, ``renal``) and are
+    shared by the rules and the status.
+    """
+
+    def __init__(self, raw: RawInputs, profile: Profile, xp: Any) -> None:
+        self.raw = raw
+        self.profile = profile
+        self.xp = xp
+        self.fired: dict[str, X] = {}
+        self.status: X = NOT_ASSESSED
+
+    def cond(self, name: str) -> X:
+        return self.raw.conditions.get(name, False)
+
+    def sym(self, name: str) -> X:
+        return self.raw.symptoms.get(name, False)
+
+    def med(self, cls: str) -> X:
+        return self.raw.medications.get(cls, False)
+
+    def any_cond(self, names: Sequence[str]) -> X:
+        out: X = False
+        for n in names:
+            out = out | self.raw.conditions.get(n, False)
+        return out
+
+    def any_sym(self, names: Sequence[str]) -> X:
+        out: X = False
+        for n in names:
+            out = out | self.raw.symptoms.get(n, False)
+        return out
+
+    # populated by derive()
+    b12: Measure
+    holotc: Measure
+    mma: Measure
+    homocysteine: Measure
+    mcv: Measure
+    hb: Measure
+    rdw: Measure
+    ferritin: Measure
+    tsat: Measure
+    iron: Measure
+    tibc: Measure
+    folate: Measure
+    rbc_folate: Measure
+    creatinine: Measure
+    egfr: Measure
+    crp: Measure
+    limit: dict[str, X]
+    limit_from_lab: dict[str, X]
+    hb_limit_which: X
+
+
+def _limit(
+    f: Facts, xp: Any, name: str, base: X, lab: X
+) -> X:
+    """A profile limit replaced, row by row, by the lab's own interval where one was given."""
+    has_lab = lab == lab
+    f.limit_from_lab[name] = has_lab
+    value = xp.where(has_lab, lab, base)
+    f.limit[name] = value
+    return value
+
+
+def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
+    """Build the :class:`Facts` for a panel (``SCALAR``) or a column of panels (``VECTOR``)."""
+    f = Facts(raw, profile, xp)
+    values, cmp = raw.values, raw.cmp
+    for key in (
+        "b12", "holotc", "mma", "homocysteine", "mcv", "hb", "rdw", "ferritin", "tsat", "iron",
+        "tibc", "folate", "rbc_folate", "creatinine", "egfr", "crp",
+    ):
+        setattr(f, key, Measure(values.get(key, _NAN), cmp.get(key, 0), xp))
+    rh, rl = raw.ref_high, raw.ref_low
+    f.limit = {}
+    f.limit_from_lab = {}
+    p = profile
+    band = raw.band
+
+    # B12 and holoTC bands: always the profile's (compared in the published unit)
+    b12_low = band.get("b12_deficient", p["b12_deficient"])
+    b12_upper = band.get("b12_indeterminate_upper", p["b12_indeterminate_upper"])
+    f.limit["b12_deficient"], f.limit["b12_indeterminate_upper"] = b12_low, b12_upper
+    b12 = f.b12
+    f.b12_deficient = b12.lt(b12_low)
+    f.b12_unlikely = b12.gt(b12_upper)
+    f.b12_indeterminate = b12.ge(b12_low) & b12.le(b12_upper)
+    f.b12_deficient_or_indeterminate = b12.le(b12_upper)
+    f.b12_undecided = b12.present & xp.not_(f.b12_deficient | f.b12_unlikely | f.b12_indeterminate)
+    f.b12_high = b12.gt(_limit(f, xp, "b12_high", band.get("b12_high", p["b12_high"]), rh.get("b12", _NAN)))
+
+    h_low = band.get("holotc_deficient", p["holotc_deficient"])
+    h_upper = band.get("holotc_indeterminate_upper", p["holotc_indeterminate_upper"])
+    f.limit["holotc_deficient"], f.limit["holotc_indeterminate_upper"] = h_low, h_upper
+    h = f.holotc
+    f.holotc_deficient = h.lt(h_low)
+    f.holotc_unlikely = h.gt(h_upper)
+    f.holotc_indeterminate = h.ge(h_low) & h.le(h_upper)
+    f.holotc_deficient_or_indeterminate = h.le(h_upper)
+    f.holotc_undecided = h.present & xp.not_(f.holotc_deficient | f.holotc_unlikely | f.holotc_indeterminate)
+
+    f.cobalamin_low = f.b12_deficient | f.b12_indeterminate | f.holotc_deficient | f.holotc_indeterminate
+    f.cobalamin_unlikely = f.b12_unlikely | f.holotc_unlikely
+
+    # MMA: age-specific limit (under-65 limit when age unknown), lab ref_high replaces it
+    older = raw.age >= p["mma_older_age"]
+    f.mma_limit_older = older
+    mma_limit = _limit(f, xp, "mma_elevated", xp.where(older, p["mma_elevated_older"], p["mma_elevated"]), rh.get("mma", _NAN))
+    f.mma_elevated = f.mma.gt(mma_limit)
+    f.mma_not_elevated = f.mma.le(mma_limit)
+    f.mma_undecided = f.mma.present & xp.not_(f.mma_elevated | f.mma_not_elevated)
+    f.mma_marked = f.mma.gt(p["mma_markedly_elevated"])
+
+    # renal impairment: eGFR < 60, creatinine above its own interval's upper limit, or CKD
+    f.creatinine_high = f.creatinine.gt(rh.get("creatinine", _NAN))
+    f.renal = f.egfr.lt(p["egfr_renal"]) | f.creatinine_high | f.cond("chronic_kidney_disease")
+    f.mma_renal_caveat = f.mma_elevated & f.renal
+
+    f.hcy_elevated = f.homocysteine.gt(
+        _limit(f, xp, "homocysteine_elevated", p["homocysteine_elevated"], rh.get("homocysteine", _NAN))
+    )
+
+    # folate
+    folate_low_limit = _limit(f, xp, "folate_low", p["folate_low"], rl.get("folate", _NAN))
+    f.folate_low = f.folate.lt(folate_low_limit)
+    f.folate_borderline = f.folate.ge(folate_low_limit) & f.folate.le(p["folate_borderline_upper"])
+    f.rbc_folate_low = f.rbc_folate.lt(p["rbc_folate_low"])
+
+    # haematology
+    f.macrocytosis = f.mcv.gt(_limit(f, xp, "mcv_macrocytosis", p["mcv_macrocytosis"], rh.get("mcv", _NAN)))
+    f.marked_macrocytosis = f.mcv.gt(p["mcv_marked"])
+    f.rdw_high = f.rdw.gt(_limit(f, xp, "rdw_high", p["rdw_high"], rh.get("rdw", _NAN)))
+
+    pregnant = raw.pregnant
+    female = raw.sex == 1
+    # 0 male/unknown (the higher, more sensitive limit), 1 female, 2 pregnant
+    f.hb_limit_which = xp.where(pregnant, 2, xp.where(female, 1, 0))
+    hb_who = xp.where(
+        pregnant, p["hb_anaemia_pregnant"], xp.where(female, p["hb_anaemia_female"], p["hb_anaemia_male"])
+    )
+    f.anaemia = f.hb.lt(_limit(f, xp, "hb_anaemia", hb_who, rl.get("hb", _NAN)))
+    f.anaemia_severe = f.hb.lt(xp.where(pregnant, p["hb_severe_pregnant"], p["hb_severe"]))
+    f.anaemia_moderate = f.hb.lt(xp.where(pregnant, p["hb_moderate_pregnant"], p["hb_moderate"]))
+
+    # iron; TSAT derived from iron and TIBC when it was not reported (RULES.md §2)
+    derivable = xp.isnan(values.get("tsat", _NAN)) & f.iron.present & f.tibc.present \
+        & xp.not_(f.iron.censored | f.tibc.censored)
+    f.tsat_derived = derivable
+    if xp is SCALAR:
+        if derivable:
+            f.tsat = Measure(round(f.iron.value / f.tibc.value * 100.0, 10), 0, xp)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            derived = np.where(derivable, np.round(f.iron.value / f.tibc.value * 100.0, 10), f.tsat.value)
+        f.tsat = Measure(derived, np.where(derivable, 0, cmp.get("tsat", 0)), xp)
+
+    f.crp_high = f.crp.gt(_limit(f, xp, "crp_inflammation", p["crp_inflammation"], rh.get("crp", _NAN)))
+    f.inflammation = f.any_cond(INFLAMMATORY_CONDITIONS) | f.crp_high
+    ferritin_limit = _limit(f, xp, "ferritin_low", p["ferritin_low"], rl.get("ferritin", _NAN))
+    f.iron_deficiency_plain = f.ferritin.lt(ferritin_limit)
+    f.iron_deficiency_inflammation = (
+        f.inflammation
+        & f.ferritin.lt(p["ferritin_low_inflammation"])
+        & f.tsat.lt(p["tsat_low_inflammation"])
+    )
+    f.iron_deficiency = f.iron_deficiency_plain | f.iron_deficiency_inflammation
+
+    # context
+    f.neuro = raw.neurological
+    f.any_symptom = raw.any_symptom
+    f.nitrous = raw.nitrous_oxide
+    f.if_positive = raw.if_positive
+    f.if_measured = raw.if_positive | raw.if_negative
+    f.recent_treatment = (
+        (raw.treatment == 1) | (raw.treatment == 2)
+        | (raw.days_since_injection <= p["b12_injection_recent"])
+        | f.med("b12_product")
+    )
+    f.under_age = raw.age < p["adult_age"]
+    f.malabsorption = f.any_cond(MALABSORPTION_CONDITIONS)
+    f.diet = f.cond("vegan_diet") | f.cond("vegetarian_diet")
+    f.usable = f.b12.present | f.holotc.present | f.mma.present
+    f.censored_undecided = f.b12_undecided | f.holotc_undecided | f.mma_undecided
+    return f
+
+
+def status(f: Facts) -> X:
+    """Overall status of RULES.md §6 (first match wins), as a status code."""
+    xp = f.xp
+    fired = f.fired
+    # RULES.md §6.5 names these for a B12/holoTC in the unlikely band. They are applied to
+    # every result that would otherwise be `unlikely` (also an indeterminate B12 with a normal
+    # MMA), the more cautious reading: otherwise a *lower* B12 could turn an `indeterminate`
+    # into an `unlikely`, and a normal result that cannot be trusted would reassure.
+    untrusted_normal = (
+        f.nitrous
+        | f.if_positive
+        | fired["POSSIBLE_ASSAY_INTERFERENCE"]
+        | fired["NEURO_SYMPTOMS_NORMAL_B12"]
+        | fired["IRON_DEFICIENCY_MAY_MASK_B12"]
+        | (fired["METABOLIC_EVIDENCE_NORMAL_B12"] & xp.not_(f.mma_elevated))
+        | fired["AGE_OUT_OF_SCOPE"]
+    )
+    indeterminate = (
+        ((f.b12_indeterminate | f.holotc_indeterminate) & xp.not_(f.mma.present))
+        | f.mma_renal_caveat
+        | f.censored_undecided
+        | untrusted_normal
+    )
+    return xp.select(
+        [
+            xp.not_(f.usable),
+            f.b12_deficient | f.holotc_deficient,
+            f.recent_treatment,
+            f.mma_elevated & xp.not_(f.renal),
+            indeterminate,
+        ],
+        [NOT_ASSESSED, DEFICIENT, UNINTERPRETABLE, PROBABLE, INDETERMINATE],
+        UNLIKELY,
+    )

@@ -1,0 +1,316 @@
+"""``interpret()``: one panel in, a flagged, explained, cited :class:`Interpretation` out."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ._comment import comment as build_comment
+from ._engine import CMP_CODES, SCALAR, STATUS_NAMES, Facts, RawInputs
+from ._evaluate import evaluate, severity_rank
+from ._version import __version__
+from .models import (
+    Action,
+    Evidence,
+    Finding,
+    Interpretation,
+    LabPanel,
+    Measurement,
+    PatientContext,
+    Severity,
+    Status,
+)
+from .profiles import DEFAULT_PROFILE, THRESHOLDS, Profile, load_profile
+from .rules import CATALOGUE, Rule
+from .units import ANALYTES, convert, resolve_unit, round_sig
+from .vocabulary import NEUROLOGICAL_SYMPTOMS
+
+__all__ = ["interpret", "normalize", "panel_inputs"]
+
+_SEVERITIES = {1: Severity.info, 2: Severity.warning, 3: Severity.critical}
+_BAND_KEYS = {
+    "b12": ("b12_deficient", "b12_indeterminate_upper", "b12_high"),
+    "holotc": ("holotc_deficient", "holotc_indeterminate_upper"),
+}
+_TREATMENT = {None: 0, "none": 0, "oral": 1, "injection": 2}
+_SEX = {"female": 1, "male": 2}
+
+
+def _canonical(analyte: str, m: Measurement) -> tuple[float, float]:
+    """(factor, canonical value) of a numeric measurement."""
+    factor = resolve_unit(analyte, m.unit).factor if m.unit else 1.0
+    assert m.value is not None
+    return factor, round_sig(m.value * factor)
+
+
+def panel_inputs(
+    measurements: Mapping[str, Measurement], context: PatientContext, profile: Profile
+) -> tuple[RawInputs, dict[str, float]]:
+    """Normalise one panel into the engine's inputs, and the canonical values used."""
+    values: dict[str, float] = {}
+    cmp: dict[str, int] = {}
+    ref_low: dict[str, float] = {}
+    ref_high: dict[str, float] = {}
+    band: dict[str, float] = {}
+    implausible: dict[str, bool] = {}
+    used: dict[str, float] = {}
+    if_positive = if_negative = False
+    for key, m in measurements.items():
+        spec = ANALYTES[key]
+        if spec.qualitative:
+            if_positive = m.qualitative == "positive"
+            if_negative = m.qualitative == "negative"
+            used[key] = 1.0 if if_positive else 0.0
+            continue
+        factor, value = _canonical(key, m)
+        if spec.plausible and not (spec.plausible[0] <= value <= spec.plausible[1]):
+            implausible[key] = True
+            continue
+        values[key] = used[key] = value
+        cmp[key] = CMP_CODES[m.comparator]
+        if m.ref_low is not None:
+            ref_low[key] = round_sig(m.ref_low * factor)
+        if m.ref_high is not None:
+            ref_high[key] = round_sig(m.ref_high * factor)
+        for tkey in _BAND_KEYS.get(key, ()):
+            band[tkey] = profile.band(tkey, m.unit)[0]
+    symptoms = context.symptoms
+    raw = RawInputs(
+        values=values, cmp=cmp, ref_low=ref_low, ref_high=ref_high, band=band,
+        implausible=implausible, if_positive=if_positive, if_negative=if_negative,
+        age=context.age if context.age is not None else math.nan,
+        sex=_SEX.get(context.sex, 0),
+        pregnant=bool(context.pregnant),
+        nitrous_oxide=bool(context.nitrous_oxide_exposure),
+        treatment=_TREATMENT[context.b12_treatment],
+        days_since_injection=(
+            context.days_since_b12_injection if context.days_since_b12_injection is not None else math.nan
+        ),
+        conditions=dict.fromkeys(context.conditions, True),
+        symptoms=dict.fromkeys(symptoms, True),
+        medications=dict.fromkeys(context.medication_classes, True),
+        neurological=any(s in NEUROLOGICAL_SYMPTOMS for s in symptoms),
+        any_symptom=bool(symptoms),
+    )
+    return raw, used
+
+
+class _View:
+    """What message templates and evidence read: reported values and effective limits."""
+
+    def __init__(
+        self, f: Facts, measurements: Mapping[str, Measurement], context: PatientContext,
+        implausible: Mapping[str, bool],
+    ) -> None:
+        self.facts = f
+        self.m = measurements
+        self.context = context
+        self.implausible = implausible
+
+    # ---- limits: which profile key applies, and whether a lab interval replaced it
+    def limit_key(self, name: str) -> str:
+        f = self.facts
+        if name == "mma_elevated":
+            return "mma_elevated_older" if f.mma_limit_older else "mma_elevated"
+        if name == "hb_anaemia":
+            return ("hb_anaemia_male", "hb_anaemia_female", "hb_anaemia_pregnant")[f.hb_limit_which]
+        if name in ("hb_moderate", "hb_severe") and f.raw.pregnant:
+            return f"{name}_pregnant"
+        return name
+
+    def limit(self, name: str, analyte: str | None) -> tuple[float, str, str | None, str, bool, str | None]:
+        """(value, unit, source, threshold key, from lab, note) of a limit as compared."""
+        f = self.facts
+        profile = f.profile
+        key = self.limit_key(name)
+        if f.limit_from_lab.get(name, False):
+            canonical = ANALYTES[THRESHOLDS[key].kind].canonical_unit
+            return (f.limit[name], canonical, "laboratory reference interval", key, True, None)
+        t = profile.thresholds[key]
+        spec = THRESHOLDS[key]
+        note = None
+        if name == "hb_anaemia" and f.hb_limit_which == 0 and self.context.sex in ("other", "unknown"):
+            note = "sex unknown or other: the higher (male) threshold applies"
+        if name == "mma_elevated" and self.context.age is None:
+            note = "age unknown: the under-65 limit applies"
+        if spec.band:
+            m = self.m.get(analyte or spec.kind)
+            _, shown, unit = profile.band(key, m.unit if m else None)
+            return (shown, unit, t.citation, key, False, note)
+        if spec.kind in ("years", "days"):
+            return (t.value, spec.kind, t.citation, key, False, note)
+        canonical_unit = ANALYTES[spec.kind].canonical_unit
+        if resolve_unit(spec.kind, t.unit).code != canonical_unit:
+            published = f"published as {t.value:g} {t.unit}"
+            note = f"{note}; {published}" if note else published
+        return (t.canonical, canonical_unit, t.citation, key, False, note)
+
+    # ---- template fields
+    def __getitem__(self, key: str) -> str:
+        if key in ANALYTES:
+            m = self.m.get(key)
+            if m is None:
+                if key == "tsat" and self.facts.tsat_derived:
+                    return f"{self.facts.tsat.value:.3g} % (derived from iron and TIBC)"
+                return "not measured"
+            return m.text()
+        if key in THRESHOLDS or key in self.facts.limit or key == "hb_anaemia":
+            value, unit, _, _, lab, _ = self.limit(key, None)
+            text = f"{value:g} {unit}"
+            return f"{text} (lab reference interval)" if lab else text
+        if key == "symptoms":
+            return ", ".join(s.replace("_", " ") for s in self.context.symptoms) or "none"
+        if key == "conditions":
+            return ", ".join(c.replace("_", " ") for c in self.context.conditions) or "none"
+        if key == "medications":
+            return ", ".join(self.context.medications) or "none"
+        if key == "age":
+            return f"{self.context.age:g} years" if self.context.age is not None else "unknown"
+        if key == "censored":
+            return ", ".join(f"{k} {m.text()}" for k, m in self.m.items() if m.comparator) or "none"
+        if key == "implausible":
+            return ", ".join(f"{k} {self.m[k].text()}" for k in self.implausible) or "none"
+        raise KeyError(key)
+
+
+def _evidence(r: Rule, view: _View, used: Mapping[str, float]) -> tuple[Evidence, ...]:
+    out: list[Evidence] = []
+    f = view.facts
+    seen: set[tuple[str, str | None]] = set()
+    pairs = list(r.evidence)
+    if r.code == "VALUE_CENSORED":
+        pairs = [(k, None) for k, m in view.m.items() if m.comparator]
+    elif r.code == "VALUE_IMPLAUSIBLE":
+        pairs = [(k, None) for k in view.implausible]
+    for analyte, limit in pairs:
+        if (analyte, limit) in seen:
+            continue
+        seen.add((analyte, limit))
+        m = view.m.get(analyte)
+        derived_tsat = analyte == "tsat" and m is None and f.tsat_derived
+        if m is None and not derived_tsat:
+            continue
+        spec = ANALYTES[analyte]
+        note: str | None = None
+        kwargs: dict[str, Any] = {}
+        if limit is not None:
+            t_value, t_unit, t_source, t_key, lab, note = view.limit(limit, analyte)
+            kwargs = dict(threshold=t_value, threshold_unit=t_unit, threshold_source=t_source,
+                          threshold_name=t_key, lab_interval=lab)
+        if derived_tsat:
+            out.append(Evidence(analyte="tsat", reported=None, value=f.tsat.value, unit="%",
+                                note="derived from iron and TIBC (iron / TIBC x 100)", **kwargs))
+            continue
+        assert m is not None
+        if spec.qualitative:
+            out.append(Evidence(analyte=analyte, reported=m.text(), note=note, **kwargs))
+            continue
+        value: float | None = used.get(analyte)
+        unit = spec.canonical_unit
+        if analyte in view.implausible:
+            note = "outside the plausible range: not used"
+            value = round_sig(m.value * resolve_unit(analyte, m.unit).factor) if m.value is not None and m.unit else m.value
+        elif limit is not None and not kwargs["lab_interval"] and THRESHOLDS[kwargs["threshold_name"]].band and m.value is not None and m.unit:
+            unit = kwargs["threshold_unit"]
+            value = convert(m.value, analyte, m.unit, unit)
+        if r.code == "VALUE_CENSORED":
+            decided = _censored_decided(f, analyte)
+            note = decided
+        out.append(Evidence(
+            analyte=analyte, reported=m.text(), value=value, unit=unit,
+            comparator=m.comparator, note=note, **kwargs,
+        ))
+    return tuple(out)
+
+
+def _censored_decided(f: Facts, analyte: str) -> str:
+    undecided = {"b12": f.b12_undecided, "holotc": f.holotc_undecided, "mma": f.mma_undecided}
+    if analyte in undecided:
+        return "did not decide a band" if undecided[analyte] else "decided its band"
+    return "used as its bound where the comparison is decided"
+
+
+def _message(r: Rule, view: _View) -> str:
+    if callable(r.message):
+        return r.message(view)
+    return r.message.format_map(view)
+
+
+def interpret(
+    panel: Mapping[str, Any] | LabPanel,
+    context: Mapping[str, Any] | PatientContext | None = None,
+    *,
+    profile: str | Path | Profile = DEFAULT_PROFILE,
+    decimal: str = ".",
+) -> Interpretation:
+    """Interpret one patient's B12 work-up.
+
+    ``panel`` maps RULES.md §2 keys to results (``"250 pg/mL"``, ``{"value": 0.4, "unit":
+    "umol/L"}``, numbers where no unit is needed, or :class:`Measurement`); ``context`` maps
+    RULES.md §3 fields. ``profile`` is a shipped profile id or a path to a local TOML profile.
+    Returns an immutable :class:`Interpretation`; raises :class:`~b12labs.errors.InputError`
+    subclasses for input it cannot use. Decision support, not a diagnosis.
+    """
+    lab_panel = LabPanel.parse(panel, decimal=decimal)
+    ctx = PatientContext.parse(context)
+    prof = load_profile(profile)
+    measurements = lab_panel.measurements()
+    raw, used = panel_inputs(measurements, ctx, prof)
+    f = evaluate(raw, prof, SCALAR)
+    if f.tsat_derived:
+        used["tsat"] = f.tsat.value
+    view = _View(f, measurements, ctx, raw.implausible)
+    fired: list[tuple[int, int, Rule]] = []
+    for i, r in enumerate(CATALOGUE):
+        if f.fired[r.code]:
+            fired.append((-severity_rank(r, f, SCALAR), i, r))
+    fired.sort(key=lambda t: (t[0], t[1]))
+    findings = []
+    for neg_rank, _, r in fired:
+        actions = tuple(
+            Action(kind=a.kind, test=a.test, loinc=a.loinc)  # type: ignore[arg-type]
+            for a in r.actions if a.when is None or a.when(f, SCALAR)
+        )
+        findings.append(Finding(
+            code=r.code, severity=_SEVERITIES[-neg_rank], title=r.title,
+            message=_message(r, view), evidence=_evidence(r, view, used), actions=actions,
+            sources=r.citations(),
+        ))
+    status = STATUS_NAMES[f.status]
+    urgent = tuple(fd.title for fd in findings if fd.severity is Severity.critical)
+    action_phrases = tuple(dict.fromkeys(_phrase(a) for fd in findings for a in fd.actions))
+    return Interpretation(
+        status=Status(status),
+        findings=tuple(findings),
+        values=used,
+        comment=build_comment(status, urgent, action_phrases),
+        profile_id=prof.id,
+        profile_version=prof.version,
+        library_version=__version__,
+        unrecognised_medications=ctx.unrecognised_medications,
+    )
+
+
+def _phrase(a: Action) -> str:
+    if a.kind == "order_test":
+        return f"{a.test} (LOINC {a.loinc})"
+    if a.kind == "avoid":
+        return f"avoid {a.test}"
+    return a.test
+
+
+def normalize(panel: Mapping[str, Any] | LabPanel, *, decimal: str = ".") -> dict[str, float]:
+    """Each numeric result in its canonical unit (a censored value as its bound).
+
+    ``normalize({"b12": "180 ng/L"})["b12"]`` is 132.8 (pmol/L). A qualitative IF antibody is
+    1.0 (positive) or 0.0 (negative). Plausibility is not checked here; ``interpret`` does.
+    """
+    out: dict[str, float] = {}
+    for key, m in LabPanel.parse(panel, decimal=decimal).measurements().items():
+        if ANALYTES[key].qualitative:
+            out[key] = 1.0 if m.qualitative == "positive" else 0.0
+        else:
+            out[key] = _canonical(key, m)[1]
+    return out

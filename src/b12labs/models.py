@@ -1,0 +1,600 @@
+"""Typed models (pydantic v2): inputs (:class:`Measurement`, :class:`LabPanel`,
+:class:`PatientContext`) and the immutable, JSON-serialisable outputs
+(:class:`Interpretation`, :class:`Finding`, :class:`Evidence`, :class:`Action`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+
+from .errors import InvalidValueError, UnitError, UnknownAnalyteError
+from .units import ANALYTES, accepted_units, resolve_unit
+from .vocabulary import (
+    NEUROLOGICAL_SYMPTOMS,
+    match_medication,
+    normalise_condition,
+    normalise_symptom,
+)
+
+__all__ = [
+    "Action",
+    "Comparator",
+    "Evidence",
+    "Finding",
+    "Interpretation",
+    "LabPanel",
+    "Measurement",
+    "PatientContext",
+    "Severity",
+    "Status",
+    "parse_measurement",
+    "parse_panel",
+]
+
+Comparator = Literal["<", "<=", ">", ">="]
+_COMPARATORS: dict[str, Comparator] = {
+    "<": "<", "<=": "<=", "=<": "<=", "≤": "<=", ">": ">", ">=": ">=", "=>": ">=", "≥": ">=",
+}
+_QUALITATIVE = {
+    "positive": "positive", "pos": "positive", "detected": "positive", "+": "positive",
+    "reactive": "positive", "present": "positive",
+    "negative": "negative", "neg": "negative", "not detected": "negative", "-": "negative",
+    "non-reactive": "negative", "nonreactive": "negative", "absent": "negative",
+}
+_NUMBER = r"[+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+)(?:[eE][+-]?\d+)?"
+_MEASUREMENT_RE = re.compile(
+    rf"^\s*(?P<cmp>[<>=≤≥~!]+)?\s*(?P<num>{_NUMBER})\s*(?P<unit>\S.*?)?\s*$"
+)
+
+
+class Measurement(BaseModel):
+    """One reported result: value, unit and comparator as the lab gave them.
+
+    ``value`` is ``None`` only for a qualitative result (``qualitative``). ``ref_low`` and
+    ``ref_high`` are the lab's own reference interval, in the same unit as ``value``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    value: float | None = None
+    unit: str | None = None
+    comparator: Comparator | None = None
+    ref_low: float | None = None
+    ref_high: float | None = None
+    reported: str | None = Field(default=None, description="the result text as reported")
+    qualitative: Literal["positive", "negative"] | None = None
+
+    @field_validator("comparator", mode="before")
+    @classmethod
+    def _comparator(cls, v: object) -> object:
+        if v is None or v == "":
+            return None
+        if isinstance(v, str) and v.strip() in _COMPARATORS:
+            return _COMPARATORS[v.strip()]
+        raise ValueError(f"malformed comparator {v!r} (accepted: <, <=, >, >=)")
+
+    @model_validator(mode="after")
+    def _check(self) -> Measurement:
+        for name in ("value", "ref_low", "ref_high"):
+            x = getattr(self, name)
+            if x is not None and (not math.isfinite(x) or x < 0):
+                raise ValueError(f"{name} must be a finite, non-negative number, got {x!r}")
+        if self.value is None and self.qualitative is None:
+            raise ValueError("a measurement needs a value (or a qualitative result)")
+        return self
+
+    def text(self) -> str:
+        """The result as it would be printed: ``'<50 pmol/L'``, ``'positive'``."""
+        if self.reported:
+            return self.reported
+        if self.qualitative:
+            return self.qualitative
+        num = f"{self.value:g}"
+        return f"{self.comparator or ''}{num}{' ' + self.unit if self.unit else ''}"
+
+
+def _number(text: str, decimal: str, analyte: str, reported: object) -> float:
+    if decimal == ",":
+        if "." in text and "," in text:
+            raise InvalidValueError(
+                "ambiguous number (both '.' and ',')", analyte=analyte, reported=reported
+            )
+        text = text.replace(",", ".")
+    elif "," in text:
+        raise InvalidValueError(
+            "a comma in the number: is it a decimal comma?",
+            analyte=analyte,
+            reported=reported,
+            accepted="pass decimal=',' (CLI --decimal ,) for decimal commas",
+        )
+    value = float(text)
+    return value
+
+
+def _check_value(value: float, analyte: str, reported: object) -> float:
+    if not math.isfinite(value):
+        raise InvalidValueError("not a finite number", analyte=analyte, reported=reported)
+    if value < 0:
+        raise InvalidValueError("negative value", analyte=analyte, reported=reported)
+    return value
+
+
+def _parse_text(
+    analyte: str, text: str, decimal: str, unit: str | None
+) -> Measurement:
+    spec = ANALYTES[analyte]
+    stripped = text.strip()
+    if spec.qualitative:
+        q = _QUALITATIVE.get(stripped.lower())
+        if q is None:
+            raise InvalidValueError(
+                "not a qualitative result", analyte=analyte, reported=text,
+                accepted="positive, negative",
+            )
+        return Measurement(qualitative=q, reported=stripped)  # type: ignore[arg-type]
+    m = _MEASUREMENT_RE.match(stripped)
+    if m is None:
+        raise InvalidValueError(
+            "not a number",
+            analyte=analyte,
+            reported=text,
+            accepted=f"a number with its unit, e.g. '250 {accepted_units(analyte).split(', ')[0]}' or '<50 ...'",
+        )
+    cmp_text = m.group("cmp")
+    comparator: Comparator | None = None
+    if cmp_text:
+        if cmp_text not in _COMPARATORS:
+            raise InvalidValueError(
+                f"malformed comparator {cmp_text!r}",
+                analyte=analyte,
+                reported=text,
+                accepted="<, <=, >, >=, ≤, ≥",
+            )
+        comparator = _COMPARATORS[cmp_text]
+    value = _check_value(_number(m.group("num"), decimal, analyte, text), analyte, text)
+    text_unit = m.group("unit")
+    if text_unit and unit and text_unit.strip() != unit.strip():
+        resolved_text = resolve_unit(analyte, text_unit).code
+        if resolved_text != resolve_unit(analyte, unit).code:
+            raise UnitError(
+                f"the value's unit contradicts the unit given ({unit!r})",
+                analyte=analyte,
+                reported=text,
+            )
+    return Measurement(value=value, unit=text_unit or unit, comparator=comparator, reported=stripped)
+
+
+def _with_unit(analyte: str, m: Measurement) -> Measurement:
+    """Check the unit (present when required, known, right dimension); fill a default."""
+    spec = ANALYTES[analyte]
+    if spec.qualitative:
+        return m
+    if m.unit is None or not m.unit.strip():
+        if spec.unit_required or spec.default_unit is None:
+            raise UnitError(
+                "a value without a unit (it is never guessed: pg/mL and pmol/L differ by 1.36x)",
+                analyte=analyte,
+                reported=m.text(),
+                accepted=accepted_units(analyte),
+            )
+        return m.model_copy(update={"unit": spec.default_unit})
+    resolve_unit(analyte, m.unit)  # raises UnitError
+    return m
+
+
+def parse_measurement(
+    analyte: str, raw: object, *, decimal: str = ".", unit: str | None = None
+) -> Measurement:
+    """Parse one result for ``analyte`` from a string, a number, a mapping or a Measurement.
+
+    Strings: ``"180 pg/mL"``, ``"<50 pmol/L"``, ``">= 2000 ng/L"``, ``"positive"``; a decimal
+    comma only with ``decimal=","``. ``unit`` names the unit when the value carries none.
+    Raises :class:`~b12labs.errors.InputError` subclasses that say what would be accepted.
+    """
+    if analyte not in ANALYTES:
+        raise UnknownAnalyteError(
+            "unknown analyte key", analyte=analyte, accepted=", ".join(ANALYTES)
+        )
+    if decimal not in (".", ","):
+        raise ValueError("decimal must be '.' or ','")
+    if isinstance(raw, Measurement):
+        m = raw if unit is None or raw.unit else raw.model_copy(update={"unit": unit})
+    elif isinstance(raw, str):
+        m = _parse_text(analyte, raw, decimal, unit)
+    elif isinstance(raw, bool):
+        if ANALYTES[analyte].qualitative:
+            m = Measurement(qualitative="positive" if raw else "negative")
+        else:
+            raise InvalidValueError("not a number", analyte=analyte, reported=raw)
+    elif isinstance(raw, (int, float)):
+        m = Measurement(value=_check_value(float(raw), analyte, raw), unit=unit)
+    elif isinstance(raw, Mapping):
+        data = dict(raw)
+        value = data.get("value")
+        if isinstance(value, str):
+            base = _parse_text(analyte, value, decimal, data.get("unit") or unit)
+            data = {**base.model_dump(exclude_none=True), **{k: v for k, v in data.items() if k != "value"}}
+            data.setdefault("unit", base.unit)
+            if base.value is not None:
+                data["value"] = base.value
+        elif value is not None and not isinstance(value, bool):
+            try:
+                data["value"] = _check_value(float(value), analyte, value)
+            except (TypeError, ValueError) as exc:
+                if isinstance(exc, InvalidValueError):
+                    raise
+                raise InvalidValueError("not a number", analyte=analyte, reported=value) from None
+        if unit is not None and not data.get("unit"):
+            data["unit"] = unit
+        for key in ("ref_low", "ref_high"):
+            if isinstance(data.get(key), str):
+                data[key] = _number(data[key].strip(), decimal, analyte, data[key])
+        try:
+            m = Measurement.model_validate(data)
+        except ValueError as exc:
+            raise InvalidValueError(_first_error(exc), analyte=analyte, reported=dict(raw)) from None
+    else:
+        raise InvalidValueError(
+            f"cannot read a {type(raw).__name__} as a measurement",
+            analyte=analyte,
+            reported=raw,
+            accepted="a string such as '250 pg/mL', a mapping with value and unit, or a Measurement",
+        )
+    return _with_unit(analyte, m)
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        loc = ".".join(str(x) for x in first.get("loc", ()))
+        msg = str(first.get("msg", exc)).removeprefix("Value error, ")
+        return f"{loc}: {msg}" if loc else msg
+    return str(exc)
+
+
+def parse_panel(panel: Mapping[str, object], *, decimal: str = ".") -> dict[str, Measurement]:
+    """Parse a mapping of RULES.md keys to results; ``None`` / empty values are skipped."""
+    out: dict[str, Measurement] = {}
+    for key, raw in panel.items():
+        if key not in ANALYTES:
+            raise UnknownAnalyteError(
+                "unknown analyte key", analyte=str(key), accepted=", ".join(ANALYTES)
+            )
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue
+        if isinstance(raw, float) and math.isnan(raw):
+            continue
+        out[key] = parse_measurement(key, raw, decimal=decimal)
+    return out
+
+
+class LabPanel(BaseModel):
+    """A patient's results, keyed by the analytes of RULES.md §2 (all optional).
+
+    Accepts strings, numbers (with a unit only where RULES.md §2 allows none), mappings or
+    :class:`Measurement` objects; an unknown key is an error naming it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    b12: Measurement | None = None
+    holotc: Measurement | None = None
+    mma: Measurement | None = None
+    homocysteine: Measurement | None = None
+    mcv: Measurement | None = None
+    hb: Measurement | None = None
+    rdw: Measurement | None = None
+    ferritin: Measurement | None = None
+    tsat: Measurement | None = None
+    iron: Measurement | None = None
+    tibc: Measurement | None = None
+    folate: Measurement | None = None
+    rbc_folate: Measurement | None = None
+    creatinine: Measurement | None = None
+    egfr: Measurement | None = None
+    crp: Measurement | None = None
+    if_antibody: Measurement | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any, info: Any) -> Any:
+        if isinstance(data, Mapping):
+            decimal = "."
+            if info.context and isinstance(info.context, Mapping):
+                decimal = info.context.get("decimal", ".")
+            return parse_panel(data, decimal=decimal)
+        return data
+
+    @classmethod
+    def parse(cls, panel: Mapping[str, object] | LabPanel, *, decimal: str = ".") -> LabPanel:
+        """Build a panel, raising b12labs errors (not pydantic's) for bad input."""
+        if isinstance(panel, LabPanel):
+            return panel
+        if not isinstance(panel, Mapping):
+            raise InvalidValueError(
+                f"a panel must be a mapping or a LabPanel, not {type(panel).__name__}"
+            )
+        return cls.model_construct(**parse_panel(panel, decimal=decimal))
+
+    def measurements(self) -> dict[str, Measurement]:
+        """The results present, keyed by analyte, in catalogue order."""
+        return {k: v for k in ANALYTES if (v := getattr(self, k)) is not None}
+
+
+_TRUE = {"true", "yes", "y", "1", "t"}
+_FALSE = {"false", "no", "n", "0", "f"}
+
+
+def parse_bool(value: object, field: str) -> bool | None:
+    """Booleans as RULES.md §3 accepts them: true/false, yes/no, y/n, 1/0."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        if value in (0, 1):
+            return bool(value)
+    elif isinstance(value, str):
+        v = value.strip().lower()
+        if not v:
+            return None
+        if v in _TRUE:
+            return True
+        if v in _FALSE:
+            return False
+    raise InvalidValueError(
+        "not a yes/no value", analyte=field, reported=value, accepted="true/false, yes/no, y/n, 1/0"
+    )
+
+
+_SEX = {
+    "female": "female", "f": "female", "woman": "female",
+    "male": "male", "m": "male", "man": "male",
+    "other": "other", "o": "other", "x": "other",
+    "unknown": "unknown", "u": "unknown", "": "unknown",
+}
+
+
+def _split_terms(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, float) and math.isnan(value):
+        return []
+    if isinstance(value, str):
+        return [t.strip() for t in re.split(r"[;|]", value) if t.strip()]
+    if isinstance(value, Iterable):
+        return [str(t).strip() for t in value if str(t).strip()]
+    raise InvalidValueError("expected a list of terms", reported=value)
+
+
+class PatientContext(BaseModel):
+    """Patient context of RULES.md §3; every field optional.
+
+    ``symptoms`` and ``conditions`` are closed vocabularies (synonyms accepted, an unknown term
+    is an error listing the vocabulary); ``medications`` is free text, matched to classes.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    age: float | None = Field(default=None, ge=0, le=130, description="years")
+    sex: Literal["female", "male", "other", "unknown"] = "unknown"
+    pregnant: bool | None = None
+    medications: tuple[str, ...] = ()
+    conditions: tuple[str, ...] = ()
+    symptoms: tuple[str, ...] = ()
+    nitrous_oxide_exposure: bool | None = None
+    b12_treatment: Literal["none", "oral", "injection"] | None = None
+    days_since_b12_injection: float | None = Field(default=None, ge=0)
+
+    @field_validator("age", "days_since_b12_injection", mode="before")
+    @classmethod
+    def _number(cls, v: object) -> object:
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, str):
+            if not v.strip():
+                return None
+            try:
+                return float(v)
+            except ValueError:
+                raise ValueError(f"not a number: {v!r}") from None
+        return v
+
+    @field_validator("sex", mode="before")
+    @classmethod
+    def _sex(cls, v: object) -> object:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "unknown"
+        if isinstance(v, str) and v.strip().lower() in _SEX:
+            return _SEX[v.strip().lower()]
+        raise ValueError(f"unknown sex {v!r} (accepted: female/f, male/m, other, unknown/u)")
+
+    @field_validator("pregnant", "nitrous_oxide_exposure", mode="before")
+    @classmethod
+    def _bool(cls, v: object, info: Any) -> object:
+        return parse_bool(v, info.field_name)
+
+    @field_validator("b12_treatment", mode="before")
+    @classmethod
+    def _treatment(cls, v: object) -> object:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return None
+        if isinstance(v, str):
+            t = v.strip().lower()
+            if not t:
+                return None
+            aliases = {"im": "injection", "intramuscular": "injection", "injections": "injection",
+                       "tablets": "oral", "tablet": "oral", "no": "none"}
+            return aliases.get(t, t)
+        return v
+
+    @field_validator("medications", mode="before")
+    @classmethod
+    def _meds(cls, v: object) -> object:
+        return tuple(_split_terms(v))
+
+    @field_validator("conditions", mode="before")
+    @classmethod
+    def _conditions(cls, v: object) -> object:
+        return tuple(dict.fromkeys(normalise_condition(t) for t in _split_terms(v)))
+
+    @field_validator("symptoms", mode="before")
+    @classmethod
+    def _symptoms(cls, v: object) -> object:
+        return tuple(dict.fromkeys(normalise_symptom(t) for t in _split_terms(v)))
+
+    @property
+    def medication_classes(self) -> frozenset[str]:
+        """The RULES.md §3 medication classes matched by ``medications``."""
+        return frozenset(c for m in self.medications for c in match_medication(m).classes)
+
+    @property
+    def unrecognised_medications(self) -> tuple[str, ...]:
+        """Medication entries that matched no class (kept, listed, otherwise ignored)."""
+        return tuple(m for m in self.medications if not match_medication(m).classes)
+
+    @property
+    def neurological(self) -> bool:
+        """Whether any neurological symptom of RULES.md §3 is present."""
+        return any(s in NEUROLOGICAL_SYMPTOMS for s in self.symptoms)
+
+    @classmethod
+    def parse(cls, context: Mapping[str, object] | PatientContext | None) -> PatientContext:
+        """Build a context, raising b12labs errors (not pydantic's) for bad input."""
+        if context is None:
+            return _EMPTY_CONTEXT
+        if isinstance(context, PatientContext):
+            return context
+        if not isinstance(context, Mapping):
+            raise InvalidValueError(
+                f"a context must be a mapping or a PatientContext, not {type(context).__name__}"
+            )
+        try:
+            return cls.model_validate(context)
+        except ValueError as exc:
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, InvalidValueError):
+                raise cause from None
+            errors = getattr(exc, "errors", None)
+            field = None
+            if callable(errors):
+                loc = errors()[0].get("loc", ())
+                field = str(loc[0]) if loc else None
+            from .errors import VocabularyError
+
+            for err in errors() if callable(errors) else ():
+                ctx_err = (err.get("ctx") or {}).get("error")
+                if isinstance(ctx_err, (VocabularyError, InvalidValueError)):
+                    raise ctx_err from None
+            raise InvalidValueError(_first_error(exc), analyte=field) from None
+
+
+_EMPTY_CONTEXT = PatientContext()
+
+
+class Severity(str, Enum):
+    """Finding severity, ordered ``info`` < ``warning`` < ``critical``."""
+
+    info = "info"
+    warning = "warning"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.info: 1, Severity.warning: 2, Severity.critical: 3}
+
+
+class Status(str, Enum):
+    """Overall status of RULES.md §6."""
+
+    deficient = "deficient"
+    probable = "probable"
+    indeterminate = "indeterminate"
+    unlikely = "unlikely"
+    uninterpretable = "uninterpretable"
+    not_assessed = "not_assessed"
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class Evidence(_Out):
+    """One value a finding used: as reported, normalised, and the threshold it met."""
+
+    analyte: str
+    reported: str | None = Field(default=None, description="the result as reported")
+    value: float | None = Field(default=None, description="value in `unit` (canonical unless a band was compared in the published unit)")
+    unit: str | None = None
+    comparator: Comparator | None = None
+    threshold: float | None = None
+    threshold_unit: str | None = None
+    threshold_source: str | None = None
+    threshold_name: str | None = Field(default=None, description="profile threshold key")
+    lab_interval: bool = Field(default=False, description="the lab's own reference interval replaced the profile limit")
+    note: str | None = None
+
+
+class Action(_Out):
+    """A recommended next step: ``order_test`` (with LOINC), ``review`` or ``avoid``."""
+
+    kind: Literal["order_test", "review", "avoid"]
+    test: str
+    loinc: str | None = None
+
+
+class Finding(_Out):
+    """One rule that fired: code, severity, explanation, evidence, actions and sources."""
+
+    code: str
+    severity: Severity
+    title: str
+    message: str
+    evidence: tuple[Evidence, ...] = ()
+    actions: tuple[Action, ...] = ()
+    sources: tuple[str, ...] = ()
+
+
+class Interpretation(_Out):
+    """The interpretation of one panel: status, ordered findings, values used, provenance."""
+
+    status: Status
+    findings: tuple[Finding, ...] = ()
+    values: dict[str, float] = Field(default_factory=dict, description="canonical values used")
+    comment: str = ""
+    profile_id: str
+    profile_version: str
+    library_version: str
+    unrecognised_medications: tuple[str, ...] = ()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The finding codes, in the order of ``findings``."""
+        return tuple(f.code for f in self.findings)
+
+    @property
+    def max_severity(self) -> Severity | None:
+        """The most severe finding's severity, or ``None``."""
+        return self.findings[0].severity if self.findings else None
+
+    def actions(self) -> tuple[Action, ...]:
+        """Every action of every finding, de-duplicated, in finding order."""
+        return tuple(dict.fromkeys(a for f in self.findings for a in f.actions))

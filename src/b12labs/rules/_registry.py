@@ -1,0 +1,165 @@
+"""The rule catalogue: registration, metadata and the sources rules cite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models import Severity
+
+__all__ = [
+    "CATALOGUE",
+    "SOURCES",
+    "TESTS",
+    "ActionSpec",
+    "Rule",
+    "avoid",
+    "order",
+    "review",
+    "rule",
+]
+
+X = Any
+Predicate = Callable[[Any, Any], X]
+
+#: Tests that ``order_test`` actions name: RULES.md key -> (display name, LOINC).
+TESTS: dict[str, tuple[str, str]] = {
+    "mma": ("MMA", "13964-2"),
+    "homocysteine": ("homocysteine", "13965-9"),
+    "b12": ("B12", "2132-9"),
+    "folate": ("folate", "2284-8"),
+    "if_antibody": ("intrinsic-factor antibody", "31444-3"),
+}
+
+#: Citations rules refer to by id (documents S000-S004 are ../shared/domain/sources/).
+SOURCES: dict[str, str] = {
+    "NG239": "NICE NG239, Vitamin B12 deficiency in over 16s: diagnosis and management (2024); BMJ 2024;385:q1019",
+    "BSH2014": "Devalia V, Hamilton MS, Molloy AM. Guidelines for the diagnosis and treatment of cobalamin and folate disorders. Br J Haematol 2014;166:496-513",
+    "BNF": "BNF hydroxocobalamin monograph (as reproduced): with neurological involvement 1 mg IM on alternate days until no further improvement, then 1 mg every 2 months",
+    "MAYO": "Mayo Clinic Laboratories test catalogue (B12, MMAS/MMAP, IFBA, ACASM cascade)",
+    "LABCORP": "Labcorp test 141503, Vitamin B12 deficiency cascade",
+    "DANISH-MMA": "Danish age-specific MMA reference intervals (Aarhus)",
+    "NORWAY-LAB": "Unilabs Norway laboratory handbook: MMA and homocysteine in B12 vs folate deficiency",
+    "HARRINGTON2017": "Harrington DJ. Laboratory assessment of vitamin B12 status. J Clin Pathol 2017;70:168-173",
+    "REFSUM2004": "Refsum H et al. Facts and recommendations about total homocysteine determinations. Clin Chem 2004;50:3-32",
+    "GREEN2011": "Green R. Indicators for assessing folate and vitamin B12 status. Am J Clin Nutr 2011;94:666S-672S",
+    "WHO-FOLATE": "WHO VMNIS 2012 / WHO 2015 serum and red-cell folate thresholds",
+    "WHO-HB": "WHO 2011 haemoglobin concentrations for the diagnosis of anaemia and assessment of severity (WHO/NMH/NHD/MNM/11.1)",
+    "KAFERLE2009": "Kaferle J, Strzoda CE. Evaluation of macrocytosis. Am Fam Physician 2009;79:203-208",
+    "SAVAGE2000": "Savage DG et al. Etiology and diagnostic evaluation of macrocytosis. Am J Med Sci 2000;319:343-352",
+    "CAPPELLINI2017": "Cappellini MD et al. Iron deficiency across chronic inflammatory conditions. Am J Hematol 2017;92:1068-1078",
+    "LINDENBAUM1988": "Lindenbaum J et al. Neuropsychiatric disorders caused by cobalamin deficiency in the absence of anemia or macrocytosis. N Engl J Med 1988;318:1720-1728",
+    "N2O-REVIEW": "Practical Neurology review of nitrous-oxide-induced B12 deficiency (MMA and homocysteine sensitivity 80-90%)",
+    "MHRA2022": "MHRA Drug Safety Update June 2022: metformin and reduced vitamin B12 levels",
+    "CARMEL2012": "Carmel R, Agrawal YP. Failures of cobalamin assays in pernicious anemia. N Engl J Med 2012;367:385-386",
+    "ANDRES2013": "Andrès E et al. The pathophysiology of elevated vitamin B12 in clinical practice. QJM 2013;106:505-515",
+    "FOLIC-WARNING": "BNF / NHS Highland formulary: never give folic acid alone in B12-deficient states (risk of subacute combined degeneration of the cord)",
+    "S000": "S000: The role of vitamin B12 in nerve function (source document)",
+    "S001": "S001: The connection between vitamin B12 and back pain (source document)",
+    "S002": "S002: Can low B12 cause joint stiffness? (source document)",
+    "S003": "S003: Neck pain and arm tingling, rheumatoid arthritis and B12 deficiency (source document)",
+    "S004": "S004: The surprising neurological symptoms of B12 deficiency (source document)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """An action a rule recommends, with the condition (in both shapes) under which it applies."""
+
+    kind: str
+    test: str
+    loinc: str | None = None
+    when: Predicate | None = None
+
+    def label(self) -> str:
+        """Batch form: ``order 13964-2 MMA``, ``review MRI cervical spine``."""
+        if self.kind == "order_test":
+            return f"order {self.loinc} {self.test}"
+        return f"{self.kind} {self.test}"
+
+
+def order(test: str, when: Predicate | None = None) -> ActionSpec:
+    """Order a test (RULES.md key of :data:`TESTS`), by default only when its result is missing."""
+    name, loinc = TESTS[test]
+    if when is None:
+        def when(f: Any, xp: Any) -> X:
+            return xp.not_(getattr(f, test).present) if test != "if_antibody" else xp.not_(f.if_measured)
+    return ActionSpec("order_test", name, loinc, when)
+
+
+def review(text: str, when: Predicate | None = None) -> ActionSpec:
+    return ActionSpec("review", text, None, when)
+
+
+def avoid(text: str, when: Predicate | None = None) -> ActionSpec:
+    return ActionSpec("avoid", text, None, when)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule of RULES.md §5: metadata and the predicate that evaluates it in both shapes.
+
+    ``when(f, xp)`` returns a bool (one panel) or a bool array (a column); ``severity`` is a
+    :class:`Severity` or a function returning a severity rank (1 info, 2 warning, 3 critical)
+    in the same shape. ``evidence`` names ``(analyte, limit)`` pairs shown with the finding;
+    ``message`` is a template formatted with the values and limits of the panel.
+    """
+
+    code: str
+    area: str
+    severity: Severity
+    title: str
+    message: str | Callable[[Any], str]
+    when: Predicate
+    sources: tuple[str, ...]
+    why: str
+    evidence: tuple[tuple[str, str | None], ...] = ()
+    actions: tuple[ActionSpec, ...] = ()
+    escalate: Callable[[Any, Any], X] | None = None
+    severity_note: str = ""
+    after_status: bool = False
+    example: dict[str, Any] = field(default_factory=dict)
+
+    def citations(self) -> tuple[str, ...]:
+        return tuple(SOURCES[s] for s in self.sources)
+
+
+CATALOGUE: list[Rule] = []
+
+
+def rule(
+    code: str,
+    *,
+    area: str,
+    severity: Severity,
+    title: str,
+    message: str | Callable[[Any], str],
+    sources: Sequence[str],
+    why: str,
+    evidence: Sequence[tuple[str, str | None]] = (),
+    actions: Sequence[ActionSpec] = (),
+    escalate: Callable[[Any, Any], X] | None = None,
+    severity_note: str = "",
+    after_status: bool = False,
+    example: dict[str, Any] | None = None,
+) -> Callable[[Predicate], Predicate]:
+    """Register the decorated predicate as rule ``code`` (catalogue order = definition order)."""
+
+    def register(fn: Predicate) -> Predicate:
+        if any(r.code == code for r in CATALOGUE):
+            raise ValueError(f"rule code {code} registered twice")
+        unknown = [s for s in sources if s not in SOURCES]
+        if unknown:
+            raise ValueError(f"{code}: unknown sources {unknown}")
+        CATALOGUE.append(
+            Rule(
+                code=code, area=area, severity=severity, title=title, message=message,
+                when=fn, sources=tuple(sources), why=why, evidence=tuple(evidence),
+                actions=tuple(actions), escalate=escalate, severity_note=severity_note,
+                after_status=after_status, example=example or {},
+            )
+        )
+        return fn
+
+    return register

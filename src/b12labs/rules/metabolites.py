@@ -1,0 +1,130 @@
+"""Metabolite rules: methylmalonic acid and homocysteine (RULES.md §5 "Metabolites")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import Severity
+from ._registry import order, rule
+
+X = Any
+INFO, WARNING = Severity.info, Severity.warning
+
+
+@rule(
+    "MMA_ELEVATED", area="metabolites", severity=WARNING,
+    title="Methylmalonic acid elevated",
+    message="MMA {mma} is above {mma_elevated}: supports functional B12 deficiency "
+    "(renal impairment, hypovolaemia and older age also raise MMA).",
+    sources=("MAYO", "DANISH-MMA", "HARRINGTON2017", "BSH2014"),
+    why="MMA rises when adenosylcobalamin is lacking; it is the preferred second-line test "
+    "(BSH 2014). Limits are age-specific (Danish reference intervals) and NICE gives none.",
+    evidence=(("mma", "mma_elevated"),),
+    example={"panel": {"b12": "250 pg/mL", "mma": "0.62 umol/L"}, "context": {"age": 50}},
+)
+def mma_elevated(f: Any, xp: Any) -> X:
+    return f.mma_elevated
+
+
+@rule(
+    "MMA_MARKEDLY_ELEVATED", area="metabolites", severity=WARNING,
+    title="Methylmalonic acid markedly elevated",
+    message="MMA {mma} is above {mma_markedly_elevated}: highly suggestive of functional B12 "
+    "deficiency (a markedly raised MMA is unusual from renal impairment alone).",
+    sources=("N2O-REVIEW", "NORWAY-LAB"),
+    why="An MMA above 0.75 µmol/L is highly suggestive of deficiency; renal impairment usually "
+    "raises MMA only moderately (< 0.50 µmol/L).",
+    evidence=(("mma", "mma_markedly_elevated"),),
+    example={"panel": {"mma": "1.2 umol/L"}},
+)
+def mma_markedly_elevated(f: Any, xp: Any) -> X:
+    return f.mma_marked
+
+
+@rule(
+    "MMA_RENAL_CAVEAT", area="metabolites", severity=WARNING,
+    title="Elevated MMA with renal impairment",
+    message="MMA {mma} is elevated (limit {mma_elevated}) with renal impairment (eGFR {egfr}, "
+    "creatinine {creatinine}): renal impairment raises MMA, so the result may overstate "
+    "deficiency. Interpret with caution.",
+    sources=("NORWAY-LAB", "MAYO", "HARRINGTON2017"),
+    why="MMA is cleared by the kidney; unadjusted MMA overestimated deficiency by 40 % in "
+    "reduced eGFR (Ann Clin Biochem 2018).",
+    evidence=(("mma", "mma_elevated"), ("egfr", "egfr_renal"), ("creatinine", None)),
+    example={"panel": {"mma": "0.6 umol/L", "egfr": "45 mL/min/1.73m2"}},
+)
+def mma_renal_caveat(f: Any, xp: Any) -> X:
+    return f.mma_renal_caveat
+
+
+def _hcy_message(v: Any) -> str:
+    f = v.facts
+    confounders = []
+    if f.folate_low:
+        confounders.append("low folate")
+    if f.renal:
+        confounders.append("renal impairment")
+    if f.med("methotrexate"):
+        confounders.append("methotrexate")
+    if f.nitrous:
+        confounders.append("nitrous oxide")
+    if f.cond("hypothyroidism"):
+        confounders.append("hypothyroidism")
+    text = "Homocysteine {homocysteine} is above {homocysteine_elevated}. It is non-specific: " \
+        "raised in B12 and folate deficiency, B6 deficiency, renal impairment and hypothyroidism."
+    text = text.format_map(v)
+    if confounders:
+        text += " Present here: " + ", ".join(confounders) + "."
+    return text
+
+
+@rule(
+    "HCY_ELEVATED", area="metabolites", severity=INFO,
+    title="Homocysteine elevated (non-specific)",
+    message=_hcy_message,
+    sources=("REFSUM2004", "BSH2014", "NORWAY-LAB"),
+    why="Homocysteine rises in B12 deficiency but also with low folate, B6 deficiency, renal "
+    "impairment, hypothyroidism, methotrexate and nitrous oxide; it is less specific than MMA.",
+    evidence=(("homocysteine", "homocysteine_elevated"), ("folate", "folate_low"), ("egfr", "egfr_renal")),
+    example={"panel": {"homocysteine": "22 umol/L"}},
+)
+def hcy_elevated(f: Any, xp: Any) -> X:
+    return f.hcy_elevated
+
+
+@rule(
+    "FOLATE_PATTERN", area="metabolites", severity=INFO,
+    title="Raised homocysteine with normal MMA: folate pattern",
+    message="Homocysteine {homocysteine} is elevated while MMA {mma} is not (limit "
+    "{mma_elevated}): this pattern suggests folate (or B6) deficiency rather than B12 deficiency.",
+    sources=("NORWAY-LAB", "BSH2014"),
+    why="B12 deficiency raises both MMA and homocysteine; folate or B6 deficiency raises "
+    "homocysteine with a normal MMA.",
+    evidence=(("homocysteine", "homocysteine_elevated"), ("mma", "mma_elevated")),
+    actions=(order("folate"),),
+    example={"panel": {"homocysteine": "22 umol/L", "mma": "0.2 umol/L"}},
+)
+def folate_pattern(f: Any, xp: Any) -> X:
+    return f.hcy_elevated & f.mma_not_elevated
+
+
+@rule(
+    "METABOLIC_EVIDENCE_NORMAL_B12", area="metabolites", severity=WARNING,
+    title="Metabolic evidence of deficiency despite a normal B12",
+    message="B12 {b12} / active B12 {holotc} is in the unlikely band, but MMA {mma} or "
+    "homocysteine {homocysteine} is elevated: deficiency is not excluded by a normal serum B12.",
+    sources=("S003", "BSH2014", "HARRINGTON2017"),
+    why="Serum B12 can be normal in functional deficiency; raised metabolites reveal it "
+    "(S003; BSH 2014). Homocysteine alone is acted on only when MMA is unmeasured and folate "
+    "is not low.",
+    evidence=(("b12", "b12_indeterminate_upper"), ("holotc", "holotc_indeterminate_upper"),
+              ("mma", "mma_elevated"), ("homocysteine", "homocysteine_elevated"), ("folate", "folate_low")),
+    actions=(order("mma"),),
+    example={"panel": {"b12": "400 pmol/L", "homocysteine": "25 umol/L"}},
+)
+def metabolic_evidence_normal_b12(f: Any, xp: Any) -> X:
+    # folate not measured counts as "not low" (the cautious reading: flag for review)
+    return f.cobalamin_unlikely & (
+        (f.mma_elevated & xp.not_(f.renal))
+        | (f.hcy_elevated & xp.not_(f.mma.present) & xp.not_(f.folate_low))
+    )

@@ -1,0 +1,114 @@
+"""Neurology and differential rules (RULES.md §5 "Neurology and differentials")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import Severity
+from ._registry import order, review, rule
+
+X = Any
+INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
+
+
+@rule(
+    "NEURO_URGENT", area="neurology", severity=CRITICAL,
+    title="Neurological symptoms with possible B12 deficiency: urgent",
+    message="Neurological symptoms ({symptoms}) with a result consistent with possible B12 "
+    "deficiency or nitrous oxide exposure: prompt clinical review; treatment should not be "
+    "delayed pending further tests (BSH). For reference, the BNF hydroxocobalamin regimen with "
+    "neurological involvement is 1 mg IM on alternate days until no further improvement, then "
+    "1 mg every 2 months.",
+    sources=("BSH2014", "BNF", "S000", "S004"),
+    why="Neurological damage from B12 deficiency can become irreversible; BSH advises not to "
+    "delay treatment when clinical features are strong.",
+    evidence=(("b12", "b12_indeterminate_upper"), ("holotc", "holotc_indeterminate_upper"),
+              ("mma", "mma_elevated"), ("homocysteine", "homocysteine_elevated")),
+    actions=(review("prompt clinical review; do not delay treatment pending further tests"),),
+    example={"panel": {"b12": "150 pg/mL"}, "context": {"symptoms": ["paraesthesia"]}},
+)
+def neuro_urgent(f: Any, xp: Any) -> X:
+    return f.neuro & (f.cobalamin_low | f.mma_elevated | f.hcy_elevated | f.nitrous)
+
+
+@rule(
+    "NEURO_SYMPTOMS_NORMAL_B12", area="neurology", severity=WARNING,
+    title="Neurological symptoms with a normal B12",
+    message="Neurological symptoms ({symptoms}) with total B12 {b12} above "
+    "{b12_indeterminate_upper}: a normal B12 does not exclude deficiency; consider MMA.",
+    sources=("BSH2014", "LINDENBAUM1988", "S000"),
+    why="Neurological B12 deficiency occurs with normal blood counts and sometimes normal "
+    "serum B12; MMA detects functional deficiency.",
+    evidence=(("b12", "b12_indeterminate_upper"),),
+    actions=(order("mma"),),
+    example={"panel": {"b12": "400 pg/mL"}, "context": {"symptoms": ["numbness"]}},
+)
+def neuro_symptoms_normal_b12(f: Any, xp: Any) -> X:
+    return f.neuro & f.b12_unlikely & xp.not_(f.mma.present)
+
+
+_RISK_CLASSES = ("b12_lowering", "methotrexate")
+
+
+@rule(
+    "B12_TESTING_SUGGESTED", area="neurology", severity=INFO,
+    title="Symptoms and a risk factor: consider B12 testing",
+    message="Symptoms ({symptoms}) and a risk factor for B12 deficiency are recorded with no B12 "
+    "result: consider testing B12.",
+    sources=("NG239", "S000", "S001", "S002", "S004"),
+    why="NICE NG239 offers a B12 test to people with a symptom and a risk factor; neck and back "
+    "pain and joint stiffness are described with deficiency (S001, S002).",
+    actions=(order("b12"),),
+    example={"context": {"symptoms": ["fatigue"], "medications": ["metformin"]}},
+)
+def b12_testing_suggested(f: Any, xp: Any) -> X:
+    risk = (
+        f.med("b12_lowering") | f.med("methotrexate") | f.malabsorption | f.diet | f.nitrous
+        | (f.raw.age >= f.profile["risk_age"])
+    )
+    return xp.not_(f.usable) & f.any_symptom & risk
+
+
+@rule(
+    "RA_CERVICAL_RED_FLAG", area="neurology", severity=CRITICAL,
+    title="Rheumatoid arthritis with neck symptoms and neurological signs",
+    message="Rheumatoid arthritis with neck pain or stiffness and {symptoms}: exclude cervical "
+    "cord compression (MRI of the cervical spine) alongside the B12 work-up.",
+    sources=("S003",),
+    why="Cervical spine disease affects 25-86 % of people with RA and can compress the cord; "
+    "its symptoms overlap with B12 deficiency (S003).",
+    actions=(review("MRI cervical spine to exclude cord compression"),),
+    example={"context": {"conditions": ["rheumatoid_arthritis"], "symptoms": ["neck_pain", "paraesthesia"]}},
+)
+def ra_cervical_red_flag(f: Any, xp: Any) -> X:
+    neck = f.sym("neck_pain") | f.sym("neck_stiffness")
+    signs = f.any_sym(("paraesthesia", "numbness", "muscle_weakness", "gait_disturbance",
+                       "bladder_bowel_dysfunction", "occipital_headache"))
+    return f.cond("rheumatoid_arthritis") & neck & signs
+
+
+@rule(
+    "ANTI_TNF_DEMYELINATION", area="neurology", severity=WARNING,
+    title="Anti-TNF medicine with neurological symptoms",
+    message="An anti-TNF medicine ({medications}) with neurological symptoms ({symptoms}): "
+    "anti-TNF therapy is associated with demyelination, a differential alongside B12 deficiency.",
+    sources=("S003",),
+    why="Anti-TNF agents are associated with demyelinating events (S003).",
+    example={"context": {"medications": ["adalimumab"], "symptoms": ["numbness"]}},
+)
+def anti_tnf_demyelination(f: Any, xp: Any) -> X:
+    return f.med("anti_tnf") & f.neuro
+
+
+@rule(
+    "MYOCLONUS_TREATMENT_NOTE", area="neurology", severity=INFO,
+    title="Myoclonus may briefly intensify after treatment starts",
+    message="Myoclonus is recorded with a result consistent with deficiency: jerks may briefly "
+    "intensify after treatment starts.",
+    sources=("S004",),
+    why="Transient worsening of myoclonus after starting B12 is described (S004).",
+    after_status=True,
+    example={"panel": {"b12": "120 pg/mL"}, "context": {"symptoms": ["myoclonus"]}},
+)
+def myoclonus_treatment_note(f: Any, xp: Any) -> X:
+    return f.sym("myoclonus") & ((f.status == 1) | (f.status == 3))

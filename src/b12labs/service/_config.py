@@ -1,0 +1,227 @@
+"""Configuration of the CDS Hooks service: pydantic models and a TOML loader.
+
+Example ``service.toml``::
+
+    base_url = "https://cds.example.org"   # public URL; JWT aud = base_url + "/cds-services/" + id
+    max_body_bytes = 1048576               # optional, default 1 MiB
+    fhir_timeout_seconds = 10              # optional, default 10 s
+
+    [[trusted_issuers]]
+    iss = "https://ehr.example.org"
+    jwks_url = "https://ehr.example.org/.well-known/jwks.json"
+    # or: jwks_file = "keys/ehr-jwks.json"  (relative to this file's folder)
+
+``allow_unauthenticated`` is deliberately *not* accepted from the file: it can only be switched on
+by the caller (the command-line flag), so a copied or tampered config file cannot silently turn
+authentication off.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "DEFAULT_FHIR_TIMEOUT_SECONDS",
+    "DEFAULT_MAX_BODY_BYTES",
+    "ConfigError",
+    "ServiceConfig",
+    "TrustedIssuer",
+    "load_config",
+]
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_FHIR_TIMEOUT_SECONDS = 10.0
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# Keys that exist on ServiceConfig but must never come from the file.
+_CLI_ONLY_KEYS = ("allow_unauthenticated",)
+
+
+class ConfigError(ValueError):
+    """The service configuration file is missing, unreadable or invalid.
+
+    ``str(err)`` is a human-readable message naming the file and, where known, the offending
+    key (e.g. ``service.toml: trusted_issuers[0].jwks_url: ...``); several problems are
+    reported one per line.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problems: Sequence[tuple[str | None, str]]):
+        self.path = Path(path)
+        self.problems: tuple[tuple[str | None, str], ...] = tuple(problems)
+        lines = [
+            f"{self.path}: {key}: {msg}" if key else f"{self.path}: {msg}"
+            for key, msg in self.problems
+        ]
+        super().__init__("\n".join(lines))
+
+
+def _check_url(value: str, what: str) -> str:
+    """Require an absolute https URL (http only for loopback hosts, i.e. local development)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{what} must be an absolute https:// URL, got {value!r}")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ValueError(
+            f"{what} must use https:// (plain http is only allowed for localhost), got {value!r}"
+        )
+    if parts.username or parts.password:
+        raise ValueError(f"{what} must not contain credentials")
+    if parts.fragment:
+        raise ValueError(f"{what} must not contain a #fragment")
+    return value
+
+
+class TrustedIssuer(BaseModel):
+    """A CDS Client (JWT ``iss``) whose signed requests the service accepts.
+
+    Its public keys come from exactly one of ``jwks_url`` (fetched over https, never from a
+    ``jku`` taken from a token) or ``jwks_file`` (a JWK Set on disk).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    iss: str = Field(min_length=1)
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+
+    @field_validator("iss")
+    @classmethod
+    def _iss_not_blank(cls, value: str) -> str:
+        if not value.strip() or value != value.strip():
+            raise ValueError("iss must be non-blank and have no leading/trailing whitespace")
+        return value
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _jwks_url_is_https(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _check_url(value, "jwks_url")
+
+    @field_validator("jwks_file")
+    @classmethod
+    def _resolve_jwks_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        base = (info.context or {}).get("config_dir")
+        if not value.is_absolute() and base is not None:
+            value = Path(base) / value
+        if not value.is_file():
+            raise ValueError(f"JWKS file not found: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one_key_source(self) -> TrustedIssuer:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError("exactly one of jwks_url or jwks_file is required")
+        return self
+
+
+class ServiceConfig(BaseModel):
+    """Validated service configuration (see the module docstring for the file format)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0, strict=True)
+    fhir_timeout_seconds: float = Field(default=DEFAULT_FHIR_TIMEOUT_SECONDS, gt=0, le=600)
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()
+    allow_unauthenticated: bool = False
+
+    @field_validator("base_url")
+    @classmethod
+    def _normalise_base_url(cls, value: str) -> str:
+        value = value.strip()
+        _check_url(value, "base_url")
+        if urlsplit(value).query:
+            raise ValueError("base_url must not contain a ?query")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _unique_issuers(self) -> ServiceConfig:
+        seen: set[str] = set()
+        for issuer in self.trusted_issuers:
+            if issuer.iss in seen:
+                raise ValueError(f"trusted issuer {issuer.iss!r} is listed more than once")
+            seen.add(issuer.iss)
+        return self
+
+    def issuer(self, iss: str) -> TrustedIssuer | None:
+        """The trusted issuer with exactly this ``iss`` (no normalisation), or ``None``."""
+        for issuer in self.trusted_issuers:
+            if issuer.iss == iss:
+                return issuer
+        return None
+
+    def audience(self, service_id: str | None = None) -> str:
+        """The JWT ``aud`` a client must use: ``{base_url}/cds-services[/{service_id}]``."""
+        url = f"{self.base_url}/cds-services"
+        return f"{url}/{service_id}" if service_id else url
+
+
+def _loc_to_key(loc: tuple[int | str, ...]) -> str | None:
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        else:
+            key += f".{part}" if key else part
+    return key or None
+
+
+def load_config(
+    path: str | os.PathLike[str], *, allow_unauthenticated: bool = False
+) -> ServiceConfig:
+    """Read and validate a service TOML config file.
+
+    Relative ``jwks_file`` paths resolve against the folder holding the config file, and a
+    trailing slash on ``base_url`` is dropped. ``allow_unauthenticated`` comes from the caller
+    (the CLI flag); the file may not set it. Raises :class:`ConfigError` naming the file and key.
+    """
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(file, [(None, "config file not found")]) from None
+    except OSError as exc:
+        raise ConfigError(file, [(None, f"cannot read config file: {exc.strerror}")]) from None
+    try:
+        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(file, [(None, "config file is not valid UTF-8")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, [(None, f"invalid TOML: {exc}")]) from None
+
+    problems: list[tuple[str | None, str]] = [
+        (key, "cannot be set in the config file; use the command-line flag instead")
+        for key in _CLI_ONLY_KEYS
+        if key in data
+    ]
+    if problems:
+        raise ConfigError(file, problems)
+    data["allow_unauthenticated"] = allow_unauthenticated
+    try:
+        return ServiceConfig.model_validate(data, context={"config_dir": file.resolve().parent})
+    except ValidationError as exc:
+        raise ConfigError(
+            file,
+            [
+                (_loc_to_key(err["loc"]), err["msg"].removeprefix("Value error, "))
+                for err in exc.errors(include_url=False)
+            ],
+        ) from None

@@ -1,0 +1,242 @@
+"""Units: one private pint registry, an explicit alias table, cached conversion factors.
+
+Lab spellings and UCUM codes are resolved through ``reference_ranges/units.toml`` (never raw
+through pint's parser); conversions are computed by pint once per (analyte, unit) and cached,
+mass <-> molar through pint's ``chemistry`` context with the molar mass of
+``reference_ranges/analytes.toml``. Hot paths multiply by the cached factor.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._data import read_toml, reference_ranges
+from .errors import UnitError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pint
+
+__all__ = [
+    "ANALYTES",
+    "AnalyteSpec",
+    "ResolvedUnit",
+    "accepted_units",
+    "column_name",
+    "convert",
+    "registry",
+    "resolve_unit",
+    "round_sig",
+    "ucum_code",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyteSpec:
+    """One analyte of RULES.md §2, as described in ``reference_ranges/analytes.toml``."""
+
+    key: str
+    name: str
+    short: str
+    loinc: tuple[str, ...]
+    canonical_unit: str
+    molar_mass: float | None
+    plausible: tuple[float, float] | None
+    unit_required: bool
+    default_unit: str | None
+    qualitative: bool
+    names: tuple[str, ...]
+
+
+def _load_analytes() -> dict[str, AnalyteSpec]:
+    raw = read_toml("analytes.toml")["analytes"]
+    out: dict[str, AnalyteSpec] = {}
+    for key, spec in raw.items():
+        plausible = spec.get("plausible")
+        out[key] = AnalyteSpec(
+            key=key,
+            name=spec["name"],
+            short=spec["short"],
+            loinc=tuple(spec["loinc"]),
+            canonical_unit=spec["canonical_unit"],
+            molar_mass=spec.get("molar_mass"),
+            plausible=(float(plausible[0]), float(plausible[1])) if plausible else None,
+            unit_required=bool(spec.get("unit_required", True)),
+            default_unit=spec.get("default_unit"),
+            qualitative=bool(spec.get("qualitative", False)),
+            names=tuple(spec.get("names", ())),
+        )
+    return out
+
+
+#: The analytes of RULES.md §2, keyed by their RULES.md key, in catalogue order.
+ANALYTES: dict[str, AnalyteSpec] = _load_analytes()
+
+_UNITS = read_toml("units.toml")
+_UCUM_TO_PINT: dict[str, str] = dict(_UNITS["ucum"])
+_ALIASES: dict[str, str] = dict(_UNITS["aliases"])
+_FOLD = str.maketrans({"\u00b5": "u", "\u03bc": "u", " ": None, "\t": None})
+_UCUM_ONLY = re.compile(r"[\d*{}\[\]]")
+
+_registry_lock = threading.Lock()
+_registry: pint.UnitRegistry[Any] | None = None
+
+
+def registry() -> pint.UnitRegistry[Any]:
+    """The library's one pint registry (built lazily; never the application registry)."""
+    global _registry
+    if _registry is None:
+        with _registry_lock:
+            if _registry is None:
+                import pint
+
+                ureg: pint.UnitRegistry[Any] = pint.UnitRegistry()
+                definitions = reference_ranges().joinpath("units.txt")
+                with definitions.open("r", encoding="utf-8") as fh:
+                    for line in fh:
+                        line = line.strip()
+                        if line and not line.startswith("#"):
+                            ureg.define(line)
+                _registry = ureg
+    return _registry
+
+
+def round_sig(x: float, digits: int = 12) -> float:
+    """Round to ``digits`` significant digits, removing float noise from unit factors."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
+
+
+def _fold(unit: str) -> str:
+    folded = unit.strip().translate(_FOLD).lower()
+    folded = folded.replace("mcg", "ug").replace("mcmol", "umol").replace("micromol", "umol")
+    return folded
+
+
+@functools.lru_cache(maxsize=4096)
+def ucum_code(unit: str) -> str | None:
+    """The canonical UCUM code for a lab or UCUM spelling in the alias table, else ``None``."""
+    if unit in _UCUM_TO_PINT:
+        return unit
+    return _ALIASES.get(_fold(unit))
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedUnit:
+    """A unit as resolved for one analyte: its code and the factor to the canonical unit."""
+
+    analyte: str
+    reported: str
+    code: str
+    factor: float
+
+
+def _pint_expr(code: str) -> str:
+    return _UCUM_TO_PINT.get(code, code)
+
+
+class _WrongDimension(Exception):
+    pass
+
+
+def _factor(spec: AnalyteSpec, src_expr: str, dst_expr: str) -> float:
+    import pint
+
+    ureg = registry()
+    src = ureg.Quantity(1.0, ureg.parse_units(src_expr))  # unknown -> pint error (caller)
+    dst = ureg.parse_units(dst_expr)
+    if src.dimensionality == dst.dimensionality:
+        return round_sig(float(src.to(dst).magnitude))
+    if spec.molar_mass is not None:
+        mw = ureg.Quantity(spec.molar_mass, "g/mol")
+        try:
+            return round_sig(float(src.to(dst, "chemistry", mw=mw).magnitude))
+        except (pint.DimensionalityError, pint.errors.PintError, ValueError, KeyError, TypeError):
+            pass
+    raise _WrongDimension
+
+
+def accepted_units(analyte: str) -> str:
+    """Examples of units accepted for an analyte, for error messages."""
+    spec = ANALYTES[analyte]
+    if spec.qualitative:
+        return "positive, negative"
+    examples = {
+        "pmol/L": "pg/mL, ng/L, pmol/L" if spec.molar_mass else "pmol/L",
+        "umol/L": "umol/L, µmol/L, nmol/L, nmol/mL" + (", mg/L, mg/dL, ug/dL" if spec.molar_mass else ""),
+        "fL": "fL, um3",
+        "g/L": "g/dL, g/L, mmol/L",
+        "%": "%",
+        "ug/L": "ng/mL, ug/L, mcg/L",
+        "nmol/L": "ng/mL, ug/L, nmol/L",
+        "mL/min/{1.73_m2}": "mL/min/1.73m2, mL/min/{1.73_m2}",
+        "mg/L": "mg/L, mg/dL",
+    }
+    return examples.get(spec.canonical_unit, spec.canonical_unit)
+
+
+@functools.lru_cache(maxsize=4096)
+def resolve_unit(analyte: str, unit: str) -> ResolvedUnit:
+    """Resolve ``unit`` for ``analyte``: its UCUM code and the factor to the canonical unit.
+
+    Raises :class:`UnitError` for an unknown unit or one of the wrong dimension.
+    """
+    spec = ANALYTES[analyte]
+    code = ucum_code(unit)
+    expr: str
+    if code is not None:
+        expr = _pint_expr(code)
+    else:
+        text = unit.strip().replace("\u00b5", "u").replace("\u03bc", "u")
+        if not text or _UCUM_ONLY.search(text):
+            raise UnitError(
+                "unknown unit", analyte=analyte, reported=unit, accepted=accepted_units(analyte)
+            )
+        expr = code = text
+    try:
+        factor = _factor(spec, expr, _pint_expr(spec.canonical_unit))
+    except _WrongDimension:
+        raise UnitError(
+            f"unit has the wrong dimension for {spec.short}",
+            analyte=analyte,
+            reported=unit,
+            accepted=accepted_units(analyte),
+        ) from None
+    except Exception:  # pint's UndefinedUnitError is an AttributeError, DimensionalityError a TypeError
+        raise UnitError(
+            "unknown unit", analyte=analyte, reported=unit, accepted=accepted_units(analyte)
+        ) from None
+    if not math.isfinite(factor) or factor <= 0:
+        raise UnitError("unusable unit", analyte=analyte, reported=unit, accepted=accepted_units(analyte))
+    return ResolvedUnit(analyte=analyte, reported=unit, code=code, factor=factor)
+
+
+@functools.lru_cache(maxsize=4096)
+def _pair_factor(analyte: str, src: str, dst: str) -> float:
+    a = resolve_unit(analyte, src).factor
+    b = resolve_unit(analyte, dst).factor
+    return round_sig(a / b)
+
+
+def convert(value: float, analyte: str, src: str, dst: str | None = None) -> float:
+    """Convert ``value`` of ``analyte`` from unit ``src`` to ``dst`` (default: canonical)."""
+    if dst is None:
+        return round_sig(value * resolve_unit(analyte, src).factor)
+    return round_sig(value * _pair_factor(analyte, src, dst))
+
+
+def column_name(analyte: str) -> str:
+    """The batch output column of an analyte's canonical value, e.g. ``b12_pmol_l``."""
+    spec = ANALYTES[analyte]
+    if spec.qualitative:
+        return f"{analyte}_positive"
+    unit = spec.canonical_unit
+    suffix = (
+        unit.replace("{1.73_m2}", "173m2").replace("%", "pct").replace("/", "_").lower()
+    )
+    return f"{analyte}_{suffix}"
