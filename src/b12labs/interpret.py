@@ -166,6 +166,11 @@ class _View:
             return ", ".join(c.replace("_", " ") for c in self.context.conditions) or "none"
         if key == "medications":
             return ", ".join(self.context.medications) or "none"
+        if key.startswith("meds_"):
+            from .vocabulary import match_medication
+
+            cls = key[5:]
+            return ", ".join(m for m in self.context.medications if cls in match_medication(m).classes) or "none"
         if key == "age":
             return f"{self.context.age:g} years" if self.context.age is not None else "unknown"
         if key == "censored":

@@ -34,6 +34,7 @@ __all__ = [
     "Comparator",
     "Evidence",
     "Finding",
+    "IgnoredInput",
     "Interpretation",
     "LabPanel",
     "Measurement",
@@ -572,6 +573,13 @@ class Finding(_Out):
     sources: tuple[str, ...] = ()
 
 
+class IgnoredInput(_Out):
+    """An input a front-end received but did not use (e.g. an entered-in-error Observation)."""
+
+    source: str
+    reason: str
+
+
 class Interpretation(_Out):
     """The interpretation of one panel: status, ordered findings, values used, provenance."""
 
@@ -583,6 +591,7 @@ class Interpretation(_Out):
     profile_version: str
     library_version: str
     unrecognised_medications: tuple[str, ...] = ()
+    ignored: tuple[IgnoredInput, ...] = Field(default=(), description="inputs received but not used, with the reason")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

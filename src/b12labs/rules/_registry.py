@@ -120,10 +120,26 @@ class Rule:
     severity_note: str = ""
     after_status: bool = False
     example: dict[str, Any] = field(default_factory=dict)
+    uses: tuple[str, ...] = ()
+
+    def thresholds(self) -> tuple[str, ...]:
+        """Profile threshold keys this rule compares with (for docs and audits)."""
+        keys: list[str] = []
+        for _, limit in self.evidence:
+            if limit is not None:
+                keys.extend(LIMIT_KEYS.get(limit, (limit,)))
+        keys.extend(self.uses)
+        return tuple(dict.fromkeys(keys))
 
     def citations(self) -> tuple[str, ...]:
         return tuple(SOURCES[s] for s in self.sources)
 
+
+#: Effective limits that stand for several profile keys.
+LIMIT_KEYS: dict[str, tuple[str, ...]] = {
+    "mma_elevated": ("mma_elevated", "mma_elevated_older", "mma_older_age"),
+    "hb_anaemia": ("hb_anaemia_male", "hb_anaemia_female", "hb_anaemia_pregnant"),
+}
 
 CATALOGUE: list[Rule] = []
 
@@ -143,6 +159,7 @@ def rule(
     severity_note: str = "",
     after_status: bool = False,
     example: dict[str, Any] | None = None,
+    uses: Sequence[str] = (),
 ) -> Callable[[Predicate], Predicate]:
     """Register the decorated predicate as rule ``code`` (catalogue order = definition order)."""
 
@@ -157,7 +174,7 @@ def rule(
                 code=code, area=area, severity=severity, title=title, message=message,
                 when=fn, sources=tuple(sources), why=why, evidence=tuple(evidence),
                 actions=tuple(actions), escalate=escalate, severity_note=severity_note,
-                after_status=after_status, example=example or {},
+                after_status=after_status, example=example or {}, uses=tuple(uses),
             )
         )
         return fn

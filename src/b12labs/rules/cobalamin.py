@@ -30,6 +30,7 @@ def b12_deficient(f: Any, xp: Any) -> X:
 
 
 def _b12_indeterminate_message(v: Any) -> str:
+    """Total B12 in the indeterminate band; with MMA present, what the MMA shows."""
     text = (
         "Total B12 {b12} is in the indeterminate band ({b12_deficient} to "
         "{b12_indeterminate_upper}): deficiency is possible."

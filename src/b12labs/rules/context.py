@@ -12,6 +12,7 @@ INFO, WARNING = Severity.info, Severity.warning
 
 
 def _treatment_message(v: Any) -> str:
+    """B12 treatment recorded: B12 results reflect treatment; a result still deficient despite treatment is reported as such."""
     text = ("B12 treatment is recorded (ongoing replacement, a recent injection or a B12 "
             "product): serum B12 and active B12 reflect the treatment, not B12 status.")
     if v.facts.b12_deficient or v.facts.holotc_deficient:
@@ -28,6 +29,7 @@ def _treatment_message(v: Any) -> str:
     why="Within 2 weeks of an injection, or on replacement, serum B12 does not reflect "
     "deficiency (Mayo); monitor response with the blood count instead.",
     evidence=(("b12", "b12_deficient"), ("holotc", "holotc_deficient")),
+    uses=("b12_injection_recent",),
     example={"panel": {"b12": "900 pg/mL"}, "context": {"b12_treatment": "injection"}},
 )
 def recent_b12_treatment(f: Any, xp: Any) -> X:
@@ -69,7 +71,7 @@ def nitrous_oxide(f: Any, xp: Any) -> X:
 @rule(
     "B12_RISK_MEDICATION", area="context", severity=INFO,
     title="A medicine that lowers B12",
-    message="A medicine that lowers B12 is recorded ({medications}): metformin, acid "
+    message="A medicine that lowers B12 is recorded ({meds_b12_lowering}): metformin, acid "
     "suppressants and some anticonvulsants reduce B12 absorption.",
     sources=("NG239", "MHRA2022"),
     why="NICE lists metformin, PPIs, H2 blockers, colchicine, topiramate, pregabalin, "

@@ -66,7 +66,7 @@ def macrocytosis_on_methotrexate(f: Any, xp: Any) -> X:
     "MACROCYTOSIS_DRUG_PLAUSIBLE", area="haematology", severity=INFO,
     title="Macrocytosis with a medicine that causes it",
     message="MCV {mcv} is above {mcv_macrocytosis} in a patient taking a medicine that can "
-    "cause macrocytosis ({medications}); B12 and folate deficiency should still be excluded.",
+    "cause macrocytosis ({meds_macrocytosis_drug}); B12 and folate deficiency should still be excluded.",
     sources=("KAFERLE2009", "SAVAGE2000"),
     why="Hydroxyurea, azathioprine, mercaptopurine, mycophenolate, leflunomide, zidovudine, "
     "trimethoprim, phenytoin and valproate cause macrocytosis.",
@@ -88,6 +88,7 @@ def macrocytosis_drug_plausible(f: Any, xp: Any) -> X:
     why="WHO 2011 defines anaemia as Hb < 130 g/L in men, < 120 g/L in non-pregnant women and "
     "< 110 g/L in pregnancy, graded mild, moderate and severe.",
     evidence=(("hb", "hb_anaemia"),),
+    uses=("hb_moderate", "hb_severe", "hb_moderate_pregnant", "hb_severe_pregnant"),
     example={"panel": {"hb": "9.5 g/dL"}, "context": {"sex": "female"}},
 )
 def anaemia(f: Any, xp: Any) -> X:

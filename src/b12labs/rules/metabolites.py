@@ -58,6 +58,7 @@ def mma_renal_caveat(f: Any, xp: Any) -> X:
 
 
 def _hcy_message(v: Any) -> str:
+    """Homocysteine above its limit; names the confounders present (low folate, renal impairment, methotrexate, nitrous oxide, hypothyroidism)."""
     f = v.facts
     confounders = []
     if f.folate_low:

@@ -59,6 +59,7 @@ _RISK_CLASSES = ("b12_lowering", "methotrexate")
     why="NICE NG239 offers a B12 test to people with a symptom and a risk factor; neck and back "
     "pain and joint stiffness are described with deficiency (S001, S002).",
     actions=(order("b12"),),
+    uses=("risk_age",),
     example={"context": {"symptoms": ["fatigue"], "medications": ["metformin"]}},
 )
 def b12_testing_suggested(f: Any, xp: Any) -> X:
@@ -90,7 +91,7 @@ def ra_cervical_red_flag(f: Any, xp: Any) -> X:
 @rule(
     "ANTI_TNF_DEMYELINATION", area="neurology", severity=WARNING,
     title="Anti-TNF medicine with neurological symptoms",
-    message="An anti-TNF medicine ({medications}) with neurological symptoms ({symptoms}): "
+    message="An anti-TNF medicine ({meds_anti_tnf}) with neurological symptoms ({symptoms}): "
     "anti-TNF therapy is associated with demyelination, a differential alongside B12 deficiency.",
     sources=("S003",),
     why="Anti-TNF agents are associated with demyelinating events (S003).",

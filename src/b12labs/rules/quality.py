@@ -17,6 +17,7 @@ INFO, WARNING = Severity.info, Severity.warning
     message="Age {age} is below {adult_age}: the threshold profiles are for adults and "
     "paediatric ranges differ. Interpret with a paediatric reference.",
     sources=("NG239",),
+    uses=("adult_age",),
     why="NICE NG239 covers people over 16; children's B12, MMA and Hb ranges differ.",
     example={"panel": {"b12": "400 pg/mL"}, "context": {"age": 12}},
 )

@@ -1,0 +1,606 @@
+"""``score_frame``: the rule catalogue over whole columns (numpy), never row by row.
+
+Cells are parsed column-wise: clean numbers through ``pandas.to_numeric``, the rest (censored
+values, values with units, bad cells) through one vectorised regular expression. Units are
+resolved once per distinct spelling. The result of every rule for every row comes from the
+same rule definitions ``interpret()`` uses, evaluated with the numpy namespace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._comment import comment as build_comment
+from .._engine import VECTOR, RawInputs
+from .._evaluate import evaluate, severity_rank
+from .._version import __version__
+from ..errors import B12LabsError, InputFormatError
+from ..models import PatientContext, parse_bool
+from ..profiles import DEFAULT_PROFILE, Profile, load_profile
+from ..rules import CATALOGUE
+from ..units import ANALYTES, column_name, resolve_unit
+from ..vocabulary import (
+    MEDICATION_CLASSES,
+    NEUROLOGICAL_SYMPTOMS,
+    match_medication,
+    normalise_condition,
+    normalise_symptom,
+)
+from ._columns import AnalyteColumns, ColumnMap, detect_columns
+
+__all__ = ["OUTPUT_COLUMNS", "prepare", "score_frame", "score_prepared"]
+
+#: The b12labs output columns, in order, before the canonical value columns.
+OUTPUT_COLUMNS = (
+    "b12labs_status", "b12labs_codes", "b12labs_max_severity", "b12labs_actions",
+    "b12labs_comment", "b12labs_error", "b12labs_profile", "b12labs_version",
+)
+VALUE_COLUMNS = tuple(column_name(k) for k in ANALYTES)
+
+_CMP = {"<": 1, "<=": 2, "=<": 2, "≤": 2, ">": 3, ">=": 4, "=>": 4, "≥": 4}
+_CELL = r"^\s*(?P<cmp>[<>=≤≥~!]+)?\s*(?P<num>[+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*(?P<unit>\S.*?)?\s*$"
+_BAND_KEYS = {
+    "b12": ("b12_deficient", "b12_indeterminate_upper", "b12_high"),
+    "holotc": ("holotc_deficient", "holotc_indeterminate_upper"),
+}
+_SEVERITY_NAMES = np.array(["", "info", "warning", "critical"], dtype=object)
+_STATUS_NAMES = np.array(
+    ["not_assessed", "deficient", "uninterpretable", "probable", "indeterminate", "unlikely"], dtype=object
+)
+_QUAL_POS = {"positive", "pos", "detected", "+", "reactive", "present"}
+_QUAL_NEG = {"negative", "neg", "not detected", "-", "non-reactive", "nonreactive", "absent"}
+
+
+class _Errors:
+    """Per-row error messages, built only for the rows that have one."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.parts: list[tuple[np.ndarray, np.ndarray | str]] = []
+
+    def add(self, mask: np.ndarray, message: np.ndarray | str) -> None:
+        if mask.any():
+            self.parts.append((mask, message))
+
+    def column(self) -> np.ndarray:
+        out = np.full(self.n, "", dtype=object)
+        for mask, message in self.parts:
+            idx = np.flatnonzero(mask)
+            msgs = message[idx] if isinstance(message, np.ndarray) else np.full(len(idx), message, dtype=object)
+            current = out[idx]
+            out[idx] = np.where(current == "", msgs, current + "; " + msgs)
+        return out
+
+
+def _text(series: pd.Series) -> np.ndarray:
+    return series.astype("string").fillna("").to_numpy(dtype=object)
+
+
+def _cell_error(col: str, values: np.ndarray, reason: str) -> np.ndarray:
+    return np.array([f"{col}={v!r}: {reason}" for v in values], dtype=object)
+
+
+@dataclass
+class _Parsed:
+    value: np.ndarray  # canonical, NaN when missing/unusable/implausible
+    cmp: np.ndarray
+    ref_low: np.ndarray
+    ref_high: np.ndarray
+    implausible: np.ndarray
+    units: np.ndarray  # unit spelling per row ("" when none)
+    band: dict[str, np.ndarray]
+
+
+def _parse_numbers(text: np.ndarray, decimal: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(number, comparator code, unit text, ok) for every cell; vectorised."""
+    s = pd.Series(text, dtype="string")
+    stripped = s.str.strip()
+    if decimal == ",":
+        candidate = stripped.str.replace(",", ".", regex=False)
+    else:
+        candidate = stripped
+    number = pd.to_numeric(candidate, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    cmp = np.zeros(len(text), dtype=np.int64)
+    unit = np.full(len(text), "", dtype=object)
+    ok = ~np.isnan(number)
+    if decimal == "." :
+        # a comma is never read as a decimal point unless asked (decimal=",")
+        pass
+    messy = (~ok) & (stripped.fillna("").to_numpy(dtype=object) != "")
+    if messy.any():
+        idx = np.flatnonzero(messy)
+        parts = stripped.iloc[idx].str.extract(_CELL)
+        num_text = parts["num"]
+        if decimal == ",":
+            num_text = num_text.str.replace(",", ".", regex=False)
+        else:
+            num_text = num_text.where(~num_text.fillna("").str.contains(",", regex=False))
+        nums = pd.to_numeric(num_text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        cmps = parts["cmp"].fillna("").to_numpy(dtype=object)
+        cmp_codes = np.array([_CMP.get(c, -1) if c else 0 for c in cmps], dtype=np.int64)
+        good = ~np.isnan(nums) & (cmp_codes >= 0)
+        number[idx[good]] = nums[good]
+        cmp[idx] = np.where(cmp_codes >= 0, cmp_codes, -1)
+        unit[idx] = parts["unit"].fillna("").to_numpy(dtype=object)
+        ok[idx[good]] = True
+    return number, cmp, unit, ok
+
+
+def _parse_analyte(
+    df: pd.DataFrame, a: AnalyteColumns, profile: Profile, decimal: str, errors: _Errors
+) -> _Parsed:
+    n = len(df)
+    key = a.analyte
+    spec = ANALYTES[key]
+    text = _text(df[a.value])
+    present = np.array([t.strip() != "" for t in text], dtype=bool) if n else np.zeros(0, bool)
+    number, cmp, cell_unit, ok = _parse_numbers(text, decimal)
+
+    bad = present & ~ok
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        bad_cmp = np.zeros(n, dtype=bool)
+        bad_cmp[idx] = cmp[idx] < 0
+        comma = np.zeros(n, dtype=bool)
+        if decimal == ".":
+            comma[idx] = [("," in text[i]) for i in idx]
+        reasons = np.where(
+            bad_cmp, "malformed comparator (accepted: <, <=, >, >=)",
+            np.where(comma, "a comma in the number (use --decimal , for decimal commas)", "not a number"),
+        )
+        errors.add(bad, np.array([f"{a.value}={text[i]!r}: {reasons[i]}" for i in range(n)], dtype=object))
+    cmp = np.where(cmp < 0, 0, cmp)
+    number = np.where(ok, number, np.nan)
+    neg = ok & (number < 0)
+    if neg.any():
+        errors.add(neg, np.array([f"{a.value}={t!r}: negative value" for t in text], dtype=object))
+        number = np.where(neg, np.nan, number)
+        ok &= ~neg
+
+    # the unit of each cell: in the cell, else the unit column, else header/units=/default
+    units = cell_unit.copy()
+    if a.unit_column is not None:
+        col_units = _text(df[a.unit_column])
+        both = (units != "") & (col_units != "")
+        if both.any():
+            same = np.array([
+                _same_unit(key, u, c) for u, c in zip(units[both], col_units[both], strict=True)
+            ], dtype=bool)
+            clash = np.zeros(n, dtype=bool)
+            clash[np.flatnonzero(both)[~same]] = True
+            errors.add(clash, np.array([f"{a.value}={t!r}: unit contradicts {a.unit_column}" for t in text], dtype=object))
+            ok &= ~clash
+        units = np.where(units == "", col_units, units)
+    if a.fixed_unit:
+        units = np.where(units == "", a.fixed_unit, units)
+    if a.header_unit:
+        disagree = (cell_unit != "") & ok
+        if disagree.any():
+            header_code = resolve_unit(key, a.header_unit).code
+            clash = np.zeros(n, dtype=bool)
+            for i in np.flatnonzero(disagree):
+                try:
+                    clash[i] = resolve_unit(key, cell_unit[i]).code != header_code
+                except B12LabsError:
+                    clash[i] = True
+            errors.add(clash, np.array([f"{a.value}={t!r}: unit contradicts the header unit {a.header_unit}" for t in text], dtype=object))
+            ok &= ~clash
+
+    factor = np.full(n, np.nan)
+    if not spec.qualitative:
+        needs = ok & present
+        missing_unit = needs & (units == "")
+        if missing_unit.any():
+            errors.add(missing_unit, np.array(
+                [f"{a.value}={t!r}: no unit (never guessed; pass --unit {key}=UNIT)" for t in text], dtype=object))
+            ok &= ~missing_unit
+        for u in pd.unique(units[ok & present]):
+            rows = ok & present & (units == u)
+            try:
+                factor[rows] = resolve_unit(key, u).factor
+            except B12LabsError as exc:
+                reason = getattr(exc, "reason", str(exc))
+                errors.add(rows, np.array([f"{a.value}={t!r}: unit {u!r}: {reason}" for t in text], dtype=object))
+                ok &= ~rows
+    value = np.where(ok & present, _round12(number * factor), np.nan)
+
+    ref_low = np.full(n, np.nan)
+    ref_high = np.full(n, np.nan)
+    for col, target in ((a.ref_low, ref_low), (a.ref_high, ref_high)):
+        if col is None:
+            continue
+        rtext = _text(df[col])
+        rnum, rcmp, runit, rok = _parse_numbers(rtext, decimal)
+        rpresent = np.array([t.strip() != "" for t in rtext], dtype=bool)
+        rbad = rpresent & ~rok
+        errors.add(rbad, np.array([f"{col}={t!r}: not a number" for t in rtext], dtype=object))
+        target[:] = np.where(rok & ~np.isnan(factor), _round12(rnum * factor), np.nan)
+
+    implausible = np.zeros(n, dtype=bool)
+    if spec.plausible is not None:
+        lo, hi = spec.plausible
+        implausible = ~np.isnan(value) & ((value < lo) | (value > hi))
+        value = np.where(implausible, np.nan, value)
+
+    band: dict[str, np.ndarray] = {}
+    for tkey in _BAND_KEYS.get(key, ()):
+        arr = np.full(n, profile[tkey])
+        for u in pd.unique(units[~np.isnan(value)]):
+            arr[units == u] = profile.band(tkey, u)[0]
+        band[tkey] = arr
+    return _Parsed(value=value, cmp=cmp, ref_low=ref_low, ref_high=ref_high,
+                   implausible=implausible, units=units, band=band)
+
+
+def _same_unit(key: str, a: str, b: str) -> bool:
+    try:
+        return resolve_unit(key, a).code == resolve_unit(key, b).code
+    except B12LabsError:
+        return False
+
+
+def _round12(x: np.ndarray) -> np.ndarray:
+    """Round to 12 significant digits (as scalar normalisation does), vectorised."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = np.floor(np.log10(np.abs(x)))
+    out = x.copy()
+    finite = np.isfinite(mag)
+    if finite.any():
+        digits = (11 - mag[finite]).astype(np.int64)
+        vals = x[finite]
+        res = np.empty_like(vals)
+        for d in np.unique(digits):
+            sel = digits == d
+            res[sel] = np.round(vals[sel], int(d))
+        out[finite] = res
+    return out
+
+
+def _qualitative(df: pd.DataFrame, a: AnalyteColumns, errors: _Errors) -> tuple[np.ndarray, np.ndarray]:
+    text = _text(df[a.value])
+    low = np.array([t.strip().lower() for t in text], dtype=object)
+    pos = np.isin(low, list(_QUAL_POS))
+    neg = np.isin(low, list(_QUAL_NEG))
+    bad = (low != "") & ~pos & ~neg
+    errors.add(bad, np.array([f"{a.value}={t!r}: not a qualitative result (accepted: positive, negative)" for t in text], dtype=object))
+    return pos, neg
+
+
+def _map_unique(series: pd.Series, fn: Any) -> tuple[list[Any], np.ndarray]:
+    """Apply ``fn`` once per distinct cell: (results per distinct value, index per row)."""
+    codes, uniques = pd.factorize(series.astype("string").fillna(""), sort=False)
+    return [fn(u) for u in uniques], codes
+
+
+def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, Any]:
+    n = len(df)
+    ctx: dict[str, Any] = {}
+    c = cmap.context
+
+    def bad_cells(col: str, results: list[Any], codes: np.ndarray, reason_of: Any) -> np.ndarray:
+        bad_u = np.array([isinstance(r, Exception) for r in results], dtype=bool)
+        mask = bad_u[codes] if len(results) else np.zeros(n, dtype=bool)
+        if mask.any():
+            msgs = np.array([f"{col}: {reason_of(r)}" if isinstance(r, Exception) else "" for r in results], dtype=object)
+            errors.add(mask, msgs[codes])
+        return mask
+
+    def safe(fn: Any) -> Any:
+        def inner(v: str) -> Any:
+            try:
+                return fn(v)
+            except (B12LabsError, ValueError) as exc:
+                return exc
+        return inner
+
+    age = np.full(n, np.nan)
+    if "age" in c:
+        raw = pd.to_numeric(df[c["age"]].astype("string").str.strip(), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        text = _text(df[c["age"]])
+        bad = np.isnan(raw) & np.array([t.strip() != "" for t in text], dtype=bool) | (raw < 0) | (raw > 130)
+        errors.add(bad, np.array([f"{c['age']}={t!r}: not an age in years" for t in text], dtype=object))
+        age = np.where(bad, np.nan, raw)
+    elif "date_of_birth" in c and "collected_at" in c:
+        dob = pd.to_datetime(df[c["date_of_birth"]], errors="coerce", utc=True)
+        when = pd.to_datetime(df[c["collected_at"]], errors="coerce", utc=True)
+        years = ((when - dob).dt.days / 365.2425).to_numpy(dtype=float, na_value=np.nan)
+        age = np.where(years >= 0, np.floor(years), np.nan)
+    ctx["age"] = age
+
+    sex = np.zeros(n, dtype=np.int64)
+    if "sex" in c:
+        results, codes = _map_unique(df[c["sex"]], safe(lambda v: PatientContext.parse({"sex": v or None}).sex))
+        bad = bad_cells(c["sex"], results, codes, lambda e: "unknown sex (accepted: F/female, M/male, U/unknown)")
+        code_of = np.array([{"female": 1, "male": 2}.get(r, 0) if not isinstance(r, Exception) else 0 for r in results], dtype=np.int64)
+        sex = code_of[codes] if len(results) else sex
+        sex = np.where(bad, 0, sex)
+    ctx["sex"] = sex
+
+    for name in ("pregnant", "nitrous_oxide_exposure"):
+        flag = np.zeros(n, dtype=bool)
+        if name in c:
+            results, codes = _map_unique(df[c[name]], safe(lambda v, f=name: parse_bool(v or None, f)))
+            bad_cells(c[name], results, codes, lambda e: "not a yes/no value (accepted: Y/N, 1/0, true/false)")
+            flag = np.array([r is True for r in results], dtype=bool)[codes] if len(results) else flag
+        ctx[name] = flag
+
+    treatment = np.zeros(n, dtype=np.int64)
+    if "b12_treatment" in c:
+        results, codes = _map_unique(
+            df[c["b12_treatment"]], safe(lambda v: PatientContext.parse({"b12_treatment": v or None}).b12_treatment))
+        bad_cells(c["b12_treatment"], results, codes, lambda e: "unknown B12 treatment (accepted: none, oral, injection)")
+        code_of = np.array([{"oral": 1, "injection": 2}.get(r, 0) if not isinstance(r, Exception) else 0 for r in results], dtype=np.int64)
+        treatment = code_of[codes] if len(results) else treatment
+    ctx["treatment"] = treatment
+
+    days = np.full(n, np.nan)
+    if "days_since_b12_injection" in c:
+        col = c["days_since_b12_injection"]
+        days = pd.to_numeric(df[col].astype("string").str.strip(), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        text = _text(df[col])
+        bad = (np.isnan(days) & np.array([t.strip() != "" for t in text], dtype=bool)) | (days < 0)
+        errors.add(bad, np.array([f"{col}={t!r}: not a number of days" for t in text], dtype=object))
+        days = np.where(bad, np.nan, days)
+    ctx["days"] = days
+
+    ctx["conditions"] = {}
+    ctx["symptoms"] = {}
+    ctx["medications"] = {}
+    ctx["neurological"] = np.zeros(n, dtype=bool)
+    ctx["any_symptom"] = np.zeros(n, dtype=bool)
+    for field_, normaliser, target in (("conditions", normalise_condition, "conditions"),
+                                       ("symptoms", normalise_symptom, "symptoms")):
+        if field_ not in c:
+            continue
+        col = c[field_]
+
+        def parse_terms(v: str, fn: Any = normaliser) -> Any:
+            terms = [t.strip() for t in v.replace("|", ";").split(";") if t.strip()]
+            good, unknown = [], []
+            for t in terms:
+                try:
+                    good.append(fn(t))
+                except B12LabsError:
+                    unknown.append(t)
+            return frozenset(good), unknown
+
+        results, codes = _map_unique(df[col], parse_terms)
+        if len(results):
+            unknown_msgs = np.array(
+                [f"{col}: unknown term(s) {', '.join(repr(u) for u in r[1])} (ignored; see the vocabulary in RULES.md §3)" if r[1] else ""
+                 for r in results], dtype=object)
+            has_unknown = np.array([bool(r[1]) for r in results], dtype=bool)[codes]
+            errors.add(has_unknown, unknown_msgs[codes])
+            terms_all = sorted({t for r in results for t in r[0]})
+            for term in terms_all:
+                ctx[target][term] = np.array([term in r[0] for r in results], dtype=bool)[codes]
+            if field_ == "symptoms":
+                ctx["neurological"] = np.array([any(t in NEUROLOGICAL_SYMPTOMS for t in r[0]) for r in results], dtype=bool)[codes]
+                ctx["any_symptom"] = np.array([bool(r[0]) for r in results], dtype=bool)[codes]
+    if "medications" in c:
+        def classes(v: str) -> frozenset[str]:
+            found: set[str] = set()
+            for entry in v.replace("|", ";").split(";"):
+                if entry.strip():
+                    found |= match_medication(entry.strip()).classes
+            return frozenset(found)
+
+        results, codes = _map_unique(df[c["medications"]], classes)
+        for cls in MEDICATION_CLASSES:
+            flags = np.array([cls in r for r in results], dtype=bool)
+            if flags.any():
+                ctx["medications"][cls] = flags[codes]
+    return ctx
+
+
+@dataclass
+class Prepared:
+    """A chunk turned into engine inputs (kept for the equality and dry-run tools)."""
+
+    raw: RawInputs
+    values: dict[str, np.ndarray]
+    errors: np.ndarray
+    n: int
+
+
+def prepare(df: pd.DataFrame, cmap: ColumnMap, profile: Profile, decimal: str = ".") -> Prepared:
+    """Parse and normalise a frame's cells into the engine's column inputs."""
+    n = len(df)
+    errors = _Errors(n)
+    values: dict[str, np.ndarray] = {}
+    cmp: dict[str, np.ndarray] = {}
+    ref_low: dict[str, np.ndarray] = {}
+    ref_high: dict[str, np.ndarray] = {}
+    band: dict[str, np.ndarray] = {}
+    implausible: dict[str, np.ndarray] = {}
+    if_pos = np.zeros(n, dtype=bool)
+    if_neg = np.zeros(n, dtype=bool)
+    for key, a in cmap.analytes.items():
+        if ANALYTES[key].qualitative:
+            if_pos, if_neg = _qualitative(df, a, errors)
+            values[key] = np.where(if_pos, 1.0, np.where(if_neg, 0.0, np.nan))
+            continue
+        parsed = _parse_analyte(df, a, profile, decimal, errors)
+        values[key] = parsed.value
+        cmp[key] = parsed.cmp
+        ref_low[key] = parsed.ref_low
+        ref_high[key] = parsed.ref_high
+        band.update(parsed.band)
+        if parsed.implausible.any():
+            implausible[key] = parsed.implausible
+            errors.add(parsed.implausible, f"{a.value}: outside the plausible range, not used")
+    ctx = _context(df, cmap, errors)
+    raw = RawInputs(
+        values={k: v for k, v in values.items() if k != "if_antibody"},
+        cmp=cmp, ref_low=ref_low, ref_high=ref_high, band=band, implausible=implausible,
+        if_positive=if_pos, if_negative=if_neg, age=ctx["age"], sex=ctx["sex"],
+        pregnant=ctx["pregnant"], nitrous_oxide=ctx["nitrous_oxide_exposure"],
+        treatment=ctx["treatment"], days_since_injection=ctx["days"],
+        conditions=ctx["conditions"], symptoms=ctx["symptoms"], medications=ctx["medications"],
+        neurological=ctx["neurological"], any_symptom=ctx["any_symptom"],
+    )
+    return Prepared(raw=raw, values=values, errors=errors.column(), n=n)
+
+
+def _mask_strings(masks: np.ndarray, labels: list[str], sep: str = ";") -> np.ndarray:
+    """Join the labels whose bits are set, once per distinct mask."""
+    uniq, inverse = np.unique(masks, return_inverse=True)
+    strings = []
+    for m in uniq.tolist():
+        strings.append(sep.join(lbl for i, lbl in enumerate(labels) if (m >> i) & 1))
+    return np.array(strings, dtype=object)[inverse] if len(masks) else np.array([], dtype=object)
+
+
+_ACTION_SPECS = []
+_ACTION_INDEX: dict[str, int] = {}
+for _r in CATALOGUE:
+    for _a in _r.actions:
+        if _a.label() not in _ACTION_INDEX:
+            _ACTION_INDEX[_a.label()] = len(_ACTION_SPECS)
+            _ACTION_SPECS.append(_a)
+_ACTION_LABELS = [a.label() for a in _ACTION_SPECS]
+_ACTION_PHRASES = [
+    f"{a.test} (LOINC {a.loinc})" if a.kind == "order_test" else (f"avoid {a.test}" if a.kind == "avoid" else a.test)
+    for a in _ACTION_SPECS
+]
+assert len(CATALOGUE) < 64 and len(_ACTION_SPECS) < 64
+
+
+def score_prepared(prep: Prepared, profile: Profile) -> dict[str, np.ndarray]:
+    """Evaluate the catalogue on prepared columns; returns the b12labs output columns."""
+    n = prep.n
+    f = evaluate(prep.raw, profile, VECTOR)
+    status = np.broadcast_to(np.asarray(f.status, dtype=np.int64), (n,))
+    code_mask = np.zeros(n, dtype=np.uint64)
+    crit_mask = np.zeros(n, dtype=np.uint64)
+    action_mask = np.zeros(n, dtype=np.uint64)
+    max_sev = np.zeros(n, dtype=np.int64)
+    # findings in interpret() order: severity desc, then catalogue; comment lists critical titles
+    for i, r in enumerate(CATALOGUE):
+        fired = np.broadcast_to(np.asarray(f.fired[r.code], dtype=bool), (n,))
+        if not fired.any():
+            continue
+        bit = np.uint64(1 << i)
+        code_mask |= np.where(fired, bit, np.uint64(0))
+        sev = np.broadcast_to(np.asarray(severity_rank(r, f, VECTOR), dtype=np.int64), (n,))
+        sev = np.where(fired, sev, 0)
+        max_sev = np.maximum(max_sev, sev)
+        crit_mask |= np.where(sev == 3, bit, np.uint64(0))
+        for a in r.actions:
+            applies = fired if a.when is None else fired & np.broadcast_to(np.asarray(a.when(f, VECTOR), dtype=bool), (n,))
+            action_mask |= np.where(applies, np.uint64(1 << _ACTION_INDEX[a.label()]), np.uint64(0))
+    codes = _mask_strings(code_mask, [r.code for r in CATALOGUE])
+    actions = _mask_strings(action_mask, _ACTION_LABELS)
+    # comment: once per distinct (status, critical findings, actions) combination
+    key = np.stack([status.astype(np.uint64), crit_mask, action_mask, code_mask], axis=1) if n else np.zeros((0, 4), np.uint64)
+    uniq, inverse = np.unique(key, axis=0, return_inverse=True) if n else (key, np.zeros(0, np.int64))
+    comments = []
+    for st, crit, act, cm in uniq.tolist():
+        urgent, phrases = _ordered_parts(int(st), int(crit), int(act), int(cm))
+        comments.append(build_comment(_STATUS_NAMES[int(st)], urgent, phrases))
+    comment = np.array(comments, dtype=object)[inverse.ravel()] if n else np.array([], dtype=object)
+    values = dict(prep.values)
+    tsat = np.asarray(f.tsat.value, dtype=float)
+    if tsat.shape == (n,):
+        values["tsat"] = tsat
+    out: dict[str, np.ndarray] = {
+        "b12labs_status": _STATUS_NAMES[status],
+        "b12labs_codes": codes,
+        "b12labs_max_severity": _SEVERITY_NAMES[max_sev],
+        "b12labs_actions": actions,
+        "b12labs_comment": comment,
+        "b12labs_error": prep.errors,
+        "b12labs_profile": np.full(n, profile.id, dtype=object),
+        "b12labs_version": np.full(n, __version__, dtype=object),
+    }
+    for key_ in ANALYTES:
+        out[column_name(key_)] = values.get(key_, np.full(n, np.nan))
+    return out
+
+
+def _ordered_parts(status: int, crit: int, act: int, codes: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Critical titles and action phrases in interpret()'s finding order (severity, catalogue)."""
+    urgent = tuple(r.title for i, r in enumerate(CATALOGUE) if (crit >> i) & 1)
+    # actions follow finding order: critical findings first, then the rest, catalogue order
+    order = [i for i in range(len(CATALOGUE)) if (crit >> i) & 1] + [
+        i for i in range(len(CATALOGUE)) if (codes >> i) & 1 and not (crit >> i) & 1]
+    seen: dict[str, None] = {}
+    for i in order:
+        for a in CATALOGUE[i].actions:
+            j = _ACTION_INDEX[a.label()]
+            if (act >> j) & 1:
+                seen.setdefault(_ACTION_PHRASES[j], None)
+    return urgent, tuple(seen)
+
+
+def score_frame(
+    df: pd.DataFrame,
+    *,
+    columns: Mapping[str, str] | None = None,
+    units: Mapping[str, str] | None = None,
+    profile: str | Path | Profile = DEFAULT_PROFILE,
+    decimal: str = ".",
+    column_map: ColumnMap | None = None,
+) -> pd.DataFrame:
+    """Score a wide frame (one row per patient/specimen) with the whole rule catalogue.
+
+    Analyte columns are found by name (RULES.md keys, common names, LOINC codes as headers);
+    ``columns`` maps others (``{"B12 result": "b12"}``); ``units`` gives the unit of an analyte
+    whose cells, unit column and header carry none. Returns the input columns untouched, then
+    the ``b12labs_*`` columns and the canonical value columns (``b12_pmol_l`` …): exactly one
+    output row per input row, in order. A bad cell does not stop the row: it is scored on its
+    valid values and ``b12labs_error`` says which column, value and why.
+
+    Raises :class:`~b12labs.errors.InputFormatError` before scoring when the frame cannot be
+    scored as given (duplicated columns, no analyte column, an analyte with no unit anywhere).
+    """
+    if decimal not in (".", ","):
+        raise InputFormatError("decimal must be '.' or ','")
+    prof = load_profile(profile)
+    cmap = column_map or detect_columns([str(c) for c in df.columns], mapping=columns, units=units)
+    check_units(df, cmap)
+    prep = prepare(df, cmap, prof, decimal)
+    out = score_prepared(prep, prof)
+    result = df.copy(deep=False)
+    for name in out:
+        if name in result.columns:
+            raise InputFormatError(f"the input already has a column named {name!r}; rename it before scoring")
+    new = pd.DataFrame(out, index=df.index)
+    return pd.concat([result, new], axis=1)
+
+
+def check_units(df: pd.DataFrame, cmap: ColumnMap) -> None:
+    """Fail before scoring when an analyte that needs a unit has none anywhere."""
+    if not cmap.analytes:
+        raise InputFormatError(
+            "no analyte column found (expected names such as b12, vitamin_b12, mma, hb, mcv, or LOINC "
+            "codes; map others with --map COLUMN=ANALYTE / columns={...})"
+        )
+    for key, a in cmap.analytes.items():
+        spec = ANALYTES[key]
+        if spec.qualitative or a.fixed_unit or a.unit_column:
+            continue
+        text = _text(df[a.value])
+        filled = [t for t in text if t.strip()]
+        if not filled:
+            continue
+        _, _, cell_units, ok = _parse_numbers(np.array(filled, dtype=object), ".")
+        if not any(u for u in cell_units):
+            raise InputFormatError(
+                f"column {a.value!r} ({spec.short}) has no unit: not in its cells, header, a unit "
+                f"column or the units given. Units are never guessed for {spec.short} "
+                f"(e.g. pg/mL and pmol/L differ by 1.36x): pass --unit {key}=UNIT "
+                f"(units={{'{key}': ...}}) or name the column like '{a.value} (UNIT)'"
+            )
+
+
+def _unused(x: Any) -> None:  # pragma: no cover - keeps imports used for type checkers
+    del x, dt, math

@@ -1,0 +1,30 @@
+"""Every rule case of tests/rules/cases runs through interpret() and agrees with RULES.md."""
+
+from __future__ import annotations
+
+import pytest
+
+from b12labs import interpret
+from b12labs.rules import CATALOGUE
+
+from ._cases import CASES_DIR, Case, check, load_cases, outcome_from_interpretation
+
+CASES = load_cases()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_rule_case(case: Case) -> None:
+    kwargs = {"profile": case.profile} if case.profile else {}
+    result = interpret(case.panel, case.context or None, **kwargs)
+    problems = check(case, outcome_from_interpretation(result))
+    assert not problems, f"{case.file}: {case.name}: " + "; ".join(problems)
+
+
+def test_every_code_has_cases_and_only_catalogue_codes_do() -> None:
+    codes = {r.code for r in CATALOGUE}
+    files = {p.stem for p in CASES_DIR.glob("*.yaml")}
+    assert files == codes, f"missing case files: {sorted(codes - files)}; stray: {sorted(files - codes)}"
+    for code in codes:
+        mine = [c for c in CASES if c.code == code]
+        assert any(c.fires for c in mine), f"{code}: no case where it fires"
+        assert any(not c.fires for c in mine), f"{code}: no case where it does not fire"
