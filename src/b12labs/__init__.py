@@ -24,7 +24,7 @@ from .errors import (
     UnknownAnalyteError,
     VocabularyError,
 )
-from .interpret import interpret, normalize
+from ._interpret import interpret, normalize
 from .models import (
     Action,
     Evidence,

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .interpret import interpret
+from ._interpret import interpret
 from .models import Interpretation, LabPanel, PatientContext
 from .profiles import THRESHOLDS, list_profiles, load_profile
 from .rules import CATALOGUE, Rule

@@ -118,7 +118,7 @@ def _example(key: str) -> str:
 
 
 def _run_interpret(args: argparse.Namespace) -> int:
-    from .interpret import interpret
+    from ._interpret import interpret
 
     colour = {"auto": None, "always": True, "never": False}[args.color]
     style = _Style(sys.stdout, colour)

@@ -29,9 +29,10 @@ from b12labs.service._cdshooks import (
     Source,
     Suggestion,
 )
+from tests._paths import EXTERNAL
 
-SPEC_DIR = Path("/work/shared/external/cds-hooks-spec-examples")
-IG_DIR = Path("/work/shared/external/cds-hooks-fhir-tools-ig")
+SPEC_DIR = EXTERNAL / "cds-hooks-spec-examples"
+IG_DIR = EXTERNAL / "cds-hooks-fhir-tools-ig"
 
 pytestmark = pytest.mark.skipif(
     not (SPEC_DIR.is_dir() and IG_DIR.is_dir()),

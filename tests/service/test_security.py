@@ -36,6 +36,7 @@ from b12labs.service._security import (
     JWTVerifier,
     _ReplayCache,
 )
+from tests._paths import EXTERNAL
 
 T = TypeVar("T")
 
@@ -46,7 +47,7 @@ ISS = "https://ehr.example.org"
 ISS2 = "https://other-ehr.example.org"
 JWKS_URL = "https://ehr.example.org/.well-known/jwks.json"
 NOW = 1_800_000_000.0
-SPEC_DIR = Path("/work/shared/external/cds-hooks-spec-examples")
+SPEC_DIR = EXTERNAL / "cds-hooks-spec-examples"
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 

@@ -80,8 +80,17 @@ class _Errors:
         return out
 
 
+_MISSING = ("", "na", "n/a", "nan", "null", "none", "#n/a")
+
+
 def _text(series: pd.Series) -> np.ndarray:
-    return series.astype("string").fillna("").to_numpy(dtype=object)
+    """Cell text; cells that only say 'missing' (NA, N/A, null…) become empty."""
+    s = series.astype("string").fillna("")
+    text = s.to_numpy(dtype=object)
+    marked = s.str.strip().str.lower().isin(_MISSING[1:]).to_numpy(dtype=bool, na_value=False)
+    if marked.any():
+        text = np.where(marked, "", text)
+    return text
 
 
 def _cell_error(col: str, values: np.ndarray, reason: str) -> np.ndarray:

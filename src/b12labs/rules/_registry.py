@@ -166,6 +166,9 @@ def rule(
     def register(fn: Predicate) -> Predicate:
         if any(r.code == code for r in CATALOGUE):
             raise ValueError(f"rule code {code} registered twice")
+        for a in actions:
+            if ";" in a.test:
+                raise ValueError(f"{code}: action text may not contain ';' (the batch separator)")
         unknown = [s for s in sources if s not in SOURCES]
         if unknown:
             raise ValueError(f"{code}: unknown sources {unknown}")

@@ -24,7 +24,7 @@ INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
     "delay treatment when clinical features are strong.",
     evidence=(("b12", "b12_indeterminate_upper"), ("holotc", "holotc_indeterminate_upper"),
               ("mma", "mma_elevated"), ("homocysteine", "homocysteine_elevated")),
-    actions=(review("prompt clinical review; do not delay treatment pending further tests"),),
+    actions=(review("prompt clinical review, without delaying treatment for further tests"),),
     example={"panel": {"b12": "150 pg/mL"}, "context": {"symptoms": ["paraesthesia"]}},
 )
 def neuro_urgent(f: Any, xp: Any) -> X:

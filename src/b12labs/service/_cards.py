@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from ..models import Action as LibAction
 from ..models import Evidence, Finding, Interpretation, Severity, Status
+from ..rules import CATALOGUE
 from ..units import ANALYTES
 from ._cdshooks import SUMMARY_MAX_CHARS, Action, Card, Link, Source, Suggestion
 
@@ -51,6 +52,8 @@ _KEY_ANALYTES: Final = ("b12", "holotc", "mma")
 #: Status with no finding: nothing to say (``{"cards": []}``).
 NO_ASSESSMENT: Final = Status.not_assessed
 _MD_SPECIAL: Final = re.compile(r"([\\`*_\[\]<>|~#!{}])")
+_AREAS: Final = {r.code: r.area for r in CATALOGUE}
+_STATUS_AREAS: Final = frozenset({"cobalamin", "metabolites"})
 _CONTEXT_NAMES: Final = {"medications": "active medications", "conditions": "active conditions"}
 
 
@@ -230,15 +233,16 @@ def interpretation_cards(
 
     detail = [f"**{md(_STATUS_PHRASE[interp.status])}** (status `{interp.status.value}`)", ""]
     if interp.values:
-        detail += ["| Result | Reported | Value used |", "|---|---|---|"]
+        detail += ["| Result | Value used | As reported |", "|---|---|---|"]
         for key, value in interp.values.items():
             spec = ANALYTES.get(key)
             name = spec.name if spec else key
             unit = spec.canonical_unit if spec else ""
-            used = "positive" if spec and spec.qualitative and value else (
-                "negative" if spec and spec.qualitative else f"{value:.4g} {unit}"
-            )
-            detail.append(f"| {md(name)} | {md(reported.get(key, '–'))} | {md(used.strip())} |")
+            if spec is not None and spec.qualitative:
+                used = "positive" if value else "negative"
+            else:
+                used = f"{value:.4g} {unit}".strip()
+            detail.append(f"| {md(name)} | {md(used)} | {md(reported.get(key, ''))} |")
         detail.append("")
     if interp.findings:
         detail.append("**Findings**")
@@ -264,7 +268,8 @@ def interpretation_cards(
         f"_Profile {md(interp.profile_id)} {md(interp.profile_version)}; b12labs "
         f"{md(interp.library_version)}. Decision support only, not a diagnosis._"
     )
-    top = interp.findings[0].code if interp.findings else None
+    status_rules = [f.code for f in interp.findings if _AREAS.get(f.code) in _STATUS_AREAS]
+    top = (status_rules or [f.code for f in interp.findings] or [None])[0]
     status_card = Card(
         uuid=str(uuid.uuid4()),
         summary=_status_summary(interp, reported),

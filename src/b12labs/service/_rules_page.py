@@ -53,7 +53,7 @@ def rule_page(code: str) -> str | None:
         return None
     sev = rule.severity.value
     parts = [
-        f"<p><a href=\"../rules\">All rules</a></p>",
+        "<p><a href=\"../rules\">All rules</a></p>",
         f"<h1><code>{escape(rule.code)}</code></h1>",
         f"<p><strong>{escape(rule.title)}</strong></p>",
         "<table>",

@@ -35,7 +35,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -59,6 +59,7 @@ __all__ = [
     "REQUIRED_CLAIMS",
     "AuthError",
     "JWTVerifier",
+    "SQLiteReplayCache",
 ]
 
 _log = logging.getLogger("b12labs.service.security")
@@ -138,6 +139,51 @@ class _ReplayCache:
             raise AuthError("replay cache full")
         self._expiry[key] = expires
         heapq.heappush(self._heap, (expires, key))
+
+
+class SQLiteReplayCache:
+    """A replay cache shared by the worker processes of one host (``b12labs serve --workers N``):
+    (iss, jti) rows in a SQLite file, inserted atomically, so a token replayed to another worker
+    is refused too. Same contract as the in-memory cache: bounded, expired rows purged."""
+
+    _PURGE_EVERY: Final = 256
+
+    def __init__(self, path: str | Path, max_entries: int = JTI_CACHE_MAX_ENTRIES) -> None:
+        import sqlite3
+
+        self._max = max_entries
+        self._adds = 0
+        self._db = sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS jti (iss TEXT NOT NULL, jti TEXT NOT NULL, "
+            "expires REAL NOT NULL, PRIMARY KEY (iss, jti)) WITHOUT ROWID"
+        )
+
+    def __len__(self) -> int:
+        row = self._db.execute("SELECT count(*) FROM jti").fetchone()
+        return int(row[0])
+
+    def add(self, key: tuple[str, str], expires: float, now: float) -> None:
+        """Record ``key``; raise AuthError if it is already present and unexpired."""
+        self._adds += 1
+        if self._adds % self._PURGE_EVERY == 1:
+            self._db.execute("DELETE FROM jti WHERE expires <= ?", (now,))
+            if len(self) >= self._max:
+                raise AuthError("replay cache full")
+        # Insert, or take over an expired row; rowcount 0 means an unexpired row exists.
+        cur = self._db.execute(
+            "INSERT INTO jti (iss, jti, expires) VALUES (?, ?, ?) "
+            "ON CONFLICT (iss, jti) DO UPDATE SET expires = excluded.expires "
+            "WHERE jti.expires <= ?",
+            (key[0], key[1], expires, now),
+        )
+        if cur.rowcount == 0:
+            raise AuthError("replayed jti")
+
+    def close(self) -> None:
+        self._db.close()
 
 
 @dataclass
@@ -249,7 +295,9 @@ class JWTVerifier:
     One instance is meant to live for the whole service (it holds the JWK Set and replay caches)
     and to be used from a single event loop. ``http_client`` is used for ``jwks_url`` fetches
     (the caller owns and closes it); without one a short-lived client is opened per fetch.
-    ``clock`` returns the current Unix time and exists for tests.
+    ``clock`` returns the current Unix time and exists for tests. ``replay_db`` (a SQLite file
+    path) shares the jti replay cache between the worker processes of one host; without it the
+    cache is in memory, per process.
     """
 
     def __init__(
@@ -258,16 +306,22 @@ class JWTVerifier:
         *,
         http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
+        replay_db: str | Path | None = None,
     ) -> None:
         self._config = config
         self._http = http_client
         self._clock = clock
         self._issuers = {i.iss: _IssuerKeys(i) for i in config.trusted_issuers}
-        self._replay = _ReplayCache(JTI_CACHE_MAX_ENTRIES)
+        self._replay: _ReplayCache | SQLiteReplayCache = (
+            SQLiteReplayCache(replay_db) if replay_db is not None else _ReplayCache(JTI_CACHE_MAX_ENTRIES)
+        )
 
-    async def verify(self, authorization: str | None, audience: str) -> dict[str, Any]:
+    async def verify(
+        self, authorization: str | None, audience: str | Sequence[str]
+    ) -> dict[str, Any]:
         """Verify an ``Authorization`` header value for a call to ``audience`` (the endpoint URL,
-        see :meth:`ServiceConfig.audience`). Returns the verified claims; raises AuthError."""
+        see :meth:`ServiceConfig.audience`; or several accepted URLs, of which the token's
+        ``aud`` must name one). Returns the verified claims; raises AuthError."""
         log_ctx: dict[str, object] = {}
         try:
             claims = await self._verify(authorization, audience, log_ctx)
@@ -287,7 +341,7 @@ class JWTVerifier:
         return claims
 
     async def _verify(
-        self, authorization: str | None, audience: str, log_ctx: dict[str, object]
+        self, authorization: str | None, audience: str | Sequence[str], log_ctx: dict[str, object]
     ) -> dict[str, Any]:
         token = _bearer_token(authorization)
 
@@ -334,7 +388,7 @@ class JWTVerifier:
                 token,
                 key=key,
                 algorithms=[alg],
-                audience=audience,
+                audience=audience if isinstance(audience, str) else list(audience),
                 issuer=iss,
                 options={
                     "verify_signature": True,

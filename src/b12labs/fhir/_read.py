@@ -1,0 +1,692 @@
+"""FHIR R4 in: :func:`interpret_fhir` turns a Bundle or a list of resources into one
+:class:`~b12labs.models.Interpretation`, through the same ``interpret()`` as every front-end.
+
+What is read (RULES.md §2–§3; the code maps are ``reference_ranges/codes/``):
+
+- ``Observation`` coded with a LOINC code of RULES.md §2: ``valueQuantity`` (value,
+  comparator, UCUM ``code`` or else ``unit``), ``valueString`` (``"<50 pmol/L"``),
+  ``valueCodeableConcept`` (IF antibody: SNOMED CT Positive/Negative or text),
+  ``valueInteger``; the first ``referenceRange`` that applies to everyone; the specimen time from
+  ``effectiveDateTime`` / ``effectivePeriod.start`` / ``effectiveInstant``, else ``issued``,
+  else the date of a DiagnosticReport that lists the result. The newest episode of the
+  shared panel-assembly function (:func:`b12labs.panels.assemble`) is interpreted.
+- ``Observation`` LOINC 82810-3 (pregnancy status) and SNOMED CT-coded symptom/context
+  Observations (code, or answer in ``valueCodeableConcept``).
+- ``Condition`` (clinicalStatus active/recurrence/relapse or absent; verificationStatus
+  not refuted/entered-in-error) by SNOMED CT, falling back to its text.
+- ``MedicationRequest``/``MedicationStatement`` with status ``active`` by RxNorm or ATC,
+  falling back to the text/display; ``medicationReference`` to a contained or bundled
+  ``Medication``.
+- ``Patient``: ``birthDate`` (age in completed years at the newest result of the episode)
+  and ``gender``.
+
+Whatever is not used is listed in ``Interpretation.ignored`` with the reason; one bad
+resource never fails the call. Reasons never contain a patient value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from .. import interpret
+from ..errors import InputError, InvalidValueError
+from ..models import IgnoredInput, Interpretation, Measurement, parse_measurement
+from ..panels import DEFAULT_WINDOW_DAYS, assemble
+from ..profiles import DEFAULT_PROFILE
+from ..units import ANALYTES, convert
+from ..vocabulary import normalise_condition, normalise_symptom
+from ._common import (
+    ATC,
+    LOINC,
+    RXNORM,
+    SNOMED,
+    UCUM,
+    SnomedEntry,
+    as_dict,
+    as_list,
+    as_str,
+    code_maps,
+    codings,
+    concept_texts,
+    loinc_analyte,
+    parse_fhir_datetime,
+    resource_label,
+    validate,
+)
+
+__all__ = ["ObservationResult", "interpret_fhir", "read_result"]
+
+#: SNOMED CT qualifier values for a qualitative result (IF antibody).
+_SNOMED_POSITIVE = "10828004"
+_SNOMED_NEGATIVE = "260385009"
+_NEGATED_TEXT = {"absent", "no", "negative", "not present", "none", "not detected", "false"}
+_OBSERVATION_STATUSES = {
+    "registered", "preliminary", "final", "amended", "corrected", "cancelled",
+    "entered-in-error", "unknown",
+}
+_COMPARATORS = {"<", "<=", ">", ">="}
+_CLINICAL_CURRENT = {"active", "recurrence", "relapse"}
+_CLINICAL_NOT_CURRENT = {"inactive", "remission", "resolved"}
+_VERIFICATION_EXCLUDED = {"refuted", "entered-in-error"}
+_SEX = {"male": "male", "female": "female", "other": "other", "unknown": "unknown"}
+#: A pregnancy statement older than the longest pregnancy (42 weeks) is no longer current.
+_PREGNANCY_MAX_DAYS = 42 * 7
+_USED_TYPES = {
+    "Observation", "Patient", "Condition", "MedicationRequest", "MedicationStatement",
+}
+_SUPPORT_TYPES = {"Medication", "DiagnosticReport"}
+
+
+# ---------------------------------------------------------------- input flattening
+@dataclass(slots=True)
+class _Entry:
+    resource: dict[str, Any]
+    label: str
+    full_url: str | None
+
+
+@dataclass(slots=True)
+class _Collected:
+    entries: list[_Entry] = field(default_factory=list)
+    ignored: list[IgnoredInput] = field(default_factory=list)
+
+
+def _as_json(obj: object) -> dict[str, Any] | None:
+    """A resource as a JSON-shaped dict (fhir.resources models are dumped by alias)."""
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        data = dump(mode="json", by_alias=True, exclude_none=True)
+        if isinstance(data, dict):
+            return data
+    return None
+
+
+def _flatten(resources: object) -> _Collected:
+    out = _Collected()
+    counter = [0]
+
+    def add(obj: object, full_url: str | None, top: bool) -> None:
+        data = _as_json(obj)
+        if data is None:
+            out.ignored.append(IgnoredInput(
+                source=f"item #{counter[0] + 1}", reason="not a FHIR resource"))
+            counter[0] += 1
+            return
+        rtype = data.get("resourceType")
+        if rtype == "Bundle":
+            for e in as_list(data.get("entry")):
+                entry = as_dict(e)
+                if entry.get("resource") is not None:
+                    add(entry["resource"], as_str(entry.get("fullUrl")), False)
+            return
+        if rtype is None and top and all(
+            v is None or isinstance(v, (Mapping, list)) or hasattr(v, "model_dump")
+            for v in data.values()
+        ):
+            # a CDS Hooks prefetch object: {"patient": {...}, "observations": Bundle, ...}
+            for v in data.values():
+                if isinstance(v, list):
+                    for item in v:
+                        add(item, None, False)
+                elif v is not None:
+                    add(v, None, False)
+            return
+        out.entries.append(_Entry(data, resource_label(data, counter[0], full_url), full_url))
+        counter[0] += 1
+
+    if isinstance(resources, (list, tuple)):
+        for item in resources:
+            add(item, None, True)
+    elif isinstance(resources, Mapping) or hasattr(resources, "model_dump"):
+        add(resources, None, True)
+    else:
+        raise InvalidValueError(
+            f"cannot read a {type(resources).__name__} as FHIR input",
+            accepted="a Bundle or a list of resources (dicts or fhir.resources models)",
+        )
+    return out
+
+
+# ---------------------------------------------------------------- observations
+@dataclass(frozen=True, slots=True)
+class ObservationResult:
+    """One lab result read from an Observation: analyte, specimen time and measurement."""
+
+    analyte: str
+    when: dt.datetime | None
+    measurement: Measurement
+
+
+class _Unusable(Exception):
+    """A resource that cannot be used; the message is the (value-free) reason."""
+
+
+def _quantity_unit(q: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(unit for the library, unit text for display) of a FHIR Quantity."""
+    system, code, text = as_str(q.get("system")), as_str(q.get("code")), as_str(q.get("unit"))
+    if code and system == UCUM:
+        return code, text or code
+    if text:
+        return text, text
+    if code and system is None:
+        return code, code
+    return None, None
+
+
+def _number(x: object) -> float | None:
+    """A JSON number (or a Decimal from a fhir.resources model) as a finite float."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, Decimal)):
+        return None
+    value = float(x)
+    return value if math.isfinite(value) else None
+
+
+def _reference_range(resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    ranges = [as_dict(r) for r in as_list(resource.get("referenceRange"))]
+    for r in ranges:
+        if not r.get("appliesTo") and not r.get("age"):
+            return r
+    return ranges[0] if ranges else None
+
+
+def _with_range(analyte: str, m: Measurement, resource: Mapping[str, Any]) -> Measurement:
+    """Attach the lab's reference interval, converted to the value's unit; dropped if unusable."""
+    rr = _reference_range(resource)
+    if rr is None or m.value is None or m.unit is None:
+        return m
+    limits: dict[str, float] = {}
+    for side, key in (("low", "ref_low"), ("high", "ref_high")):
+        q = as_dict(rr.get(side))
+        value = _number(q.get("value"))
+        if value is None:
+            continue
+        unit, _ = _quantity_unit(q)
+        try:
+            limits[key] = value if unit is None or unit == m.unit else convert(value, analyte, unit, m.unit)
+        except (InputError, ValueError, ArithmeticError):
+            return m
+    if not limits:
+        return m
+    try:
+        return Measurement.model_validate({**m.model_dump(exclude_none=True), **limits})
+    except ValueError:
+        return m
+
+
+def _qualitative(analyte: str, concept: Mapping[str, Any]) -> Measurement:
+    for system, code, _ in codings(concept):
+        if system == SNOMED and code == _SNOMED_POSITIVE:
+            return Measurement(qualitative="positive", reported="positive")
+        if system == SNOMED and code == _SNOMED_NEGATIVE:
+            return Measurement(qualitative="negative", reported="negative")
+    for text in concept_texts(concept):
+        try:
+            return parse_measurement(analyte, text)
+        except InputError:
+            continue
+    raise _Unusable("coded result not recognised as positive or negative")
+
+
+def _measurement(analyte: str, r: Mapping[str, Any]) -> Measurement:
+    spec = ANALYTES[analyte]
+    if "valueQuantity" in r:
+        q = as_dict(r.get("valueQuantity"))
+        value = _number(q.get("value"))
+        if value is None:
+            raise _Unusable("valueQuantity without a numeric value")
+        comparator = as_str(q.get("comparator"))
+        if comparator is not None and comparator not in _COMPARATORS:
+            raise _Unusable("valueQuantity.comparator is not one of <, <=, >, >=")
+        unit, unit_text = _quantity_unit(q)
+        reported = f"{comparator or ''}{value:g}" + (f" {unit_text}" if unit_text else "")
+        raw: object = {"value": value, "unit": unit, "comparator": comparator, "reported": reported}
+    elif "valueString" in r:
+        text = as_str(r.get("valueString"))
+        if text is None:
+            raise _Unusable("empty valueString")
+        raw = text
+    elif "valueInteger" in r:
+        value = _number(r.get("valueInteger"))
+        if value is None:
+            raise _Unusable("valueInteger is not a number")
+        raw = {"value": value}
+    elif "valueCodeableConcept" in r:
+        if not spec.qualitative:
+            raise _Unusable(f"a coded value cannot be used for {spec.short}")
+        return _qualitative(analyte, as_dict(r.get("valueCodeableConcept")))
+    else:
+        raise _Unusable("no value (valueQuantity, valueString or valueCodeableConcept) to use")
+    try:
+        m = parse_measurement(analyte, raw)
+    except InputError as exc:
+        accepted = f" (accepted: {exc.accepted})" if exc.accepted else ""
+        raise _Unusable(f"{spec.short}: {exc.reason}{accepted}") from None
+    return _with_range(analyte, m, r)
+
+
+def _effective(r: Mapping[str, Any]) -> dt.datetime | None:
+    when = parse_fhir_datetime(r.get("effectiveDateTime"))
+    if when is None:
+        when = parse_fhir_datetime(as_dict(r.get("effectivePeriod")).get("start"))
+    if when is None:
+        when = parse_fhir_datetime(r.get("effectiveInstant"))
+    return when
+
+
+def read_result(resource: Mapping[str, Any]) -> ObservationResult | None:
+    """The lab result of an Observation, or ``None`` if it is not a usable RULES.md §2 result.
+
+    Used by :func:`~b12labs.fhir.to_fhir` to recognise its ``inputs``; no validation, no date
+    fallback to a DiagnosticReport.
+    """
+    if resource.get("resourceType") != "Observation":
+        return None
+    if resource.get("status") in ("entered-in-error", "cancelled") or "dataAbsentReason" in resource:
+        return None
+    analyte = loinc_analyte(resource.get("code"))
+    if analyte is None:
+        return None
+    try:
+        m = _measurement(analyte, resource)
+    except _Unusable:
+        return None
+    return ObservationResult(analyte, _effective(resource) or parse_fhir_datetime(resource.get("issued")), m)
+
+
+# ---------------------------------------------------------------- context statements
+@dataclass(frozen=True, slots=True)
+class _Statement:
+    """A dated context fact: a pregnancy status or a symptom/condition term."""
+
+    when: dt.datetime | None
+    label: str
+    pregnant: bool | None = None
+    symptom: str | None = None
+    condition: str | None = None
+
+
+def _snomed_entries(concept: object) -> list[SnomedEntry]:
+    table = code_maps().snomed
+    return [table[c] for s, c, _ in codings(concept) if s == SNOMED and c is not None and c in table]
+
+
+def _negated(r: Mapping[str, Any]) -> bool:
+    if r.get("valueBoolean") is False:
+        return True
+    value = r.get("valueCodeableConcept")
+    if value is None:
+        return False
+    if any(s == SNOMED and c == _SNOMED_NEGATIVE for s, c, _ in codings(value)):
+        return True
+    return any(t.lower() in _NEGATED_TEXT for t in concept_texts(value))
+
+
+def _ref_key(ref: str, urls: Mapping[str, Mapping[str, Any]]) -> str:
+    """A reference normalised to ``Type/id`` where possible (for the one-patient check)."""
+    target = urls.get(ref)
+    if target is not None and as_str(target.get("id")):
+        return f"{target.get('resourceType')}/{target.get('id')}"
+    parts = [p for p in ref.split("/") if p]
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    return "/".join(parts[-2:]) if len(parts) >= 2 else ref
+
+
+# ---------------------------------------------------------------- the reader
+@dataclass(slots=True)
+class _Reader:
+    window_days: float
+    ignored: list[IgnoredInput] = field(default_factory=list)
+    results: list[tuple[str, dt.datetime, tuple[Measurement, str]]] = field(default_factory=list)
+    statements: list[_Statement] = field(default_factory=list)
+    medications: list[str] = field(default_factory=list)
+    conditions: list[str] = field(default_factory=list)
+    patients: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
+    subjects: set[str] = field(default_factory=set)
+    by_ref: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    by_url: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    report_dates: dict[int, dt.datetime] = field(default_factory=dict)
+
+    def ignore(self, label: str, reason: str) -> None:
+        self.ignored.append(IgnoredInput(source=label, reason=reason))
+
+    # -- indexes
+    def index(self, entries: Sequence[_Entry]) -> None:
+        for e in entries:
+            r = e.resource
+            rtype, rid = as_str(r.get("resourceType")), as_str(r.get("id"))
+            if rtype and rid:
+                self.by_ref[f"{rtype}/{rid}"] = r
+            if e.full_url:
+                self.by_url[e.full_url] = r
+        # Results without their own time inherit it from the report or panel that lists them
+        # (DiagnosticReport.result, Observation.hasMember), e.g. DiagnosticReport -> CBC panel
+        # -> haemoglobin; three passes cover that nesting and one more level.
+        for _ in range(3):
+            for e in entries:
+                r = e.resource
+                members = {"DiagnosticReport": "result", "Observation": "hasMember"}.get(
+                    str(r.get("resourceType")))
+                if members is None or not r.get(members):
+                    continue
+                when = (_effective(r) or parse_fhir_datetime(r.get("issued"))
+                        or self.report_dates.get(id(r)))
+                if when is None:
+                    continue
+                for ref in as_list(r.get(members)):
+                    target = self.resolve(as_str(as_dict(ref).get("reference")), None)
+                    if target is not None:
+                        self.report_dates.setdefault(id(target), when)
+
+    def resolve(self, ref: str | None, container: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        if ref is None:
+            return None
+        if ref.startswith("#") and container is not None:
+            for c in as_list(container.get("contained")):
+                if as_str(as_dict(c).get("id")) == ref[1:]:
+                    return as_dict(c)
+            return None
+        if ref in self.by_url:
+            return self.by_url[ref]
+        return self.by_ref.get(_ref_key(ref, {}))
+
+    def subject(self, r: Mapping[str, Any], element: str = "subject") -> None:
+        ref = as_str(as_dict(r.get(element)).get("reference"))
+        if ref is None:
+            return
+        key = _ref_key(ref, self.by_url)
+        if key.startswith("Patient/") or ref.startswith("urn:"):
+            self.subjects.add(key)
+
+    # -- resources
+    def read(self, e: _Entry) -> None:
+        rtype = e.resource.get("resourceType")
+        if rtype in _SUPPORT_TYPES:
+            return
+        if rtype not in _USED_TYPES:
+            self.ignore(e.label, f"resource type {rtype or '(none)'} not used by b12labs")
+            return
+        try:
+            if rtype == "Observation":
+                self.observation(e)
+            elif rtype == "Patient":
+                self.patient(e)
+            elif rtype == "Condition":
+                self.condition(e)
+            else:
+                self.medication(e)
+        except _Unusable as exc:
+            self.ignore(e.label, str(exc))
+
+    def _valid(self, r: Mapping[str, Any]) -> None:
+        problem = validate(r)
+        if problem is not None:
+            raise _Unusable(problem)
+
+    def observation(self, e: _Entry) -> None:
+        r = e.resource
+        status = r.get("status")
+        if status in ("entered-in-error", "cancelled"):
+            raise _Unusable(f"status {status}")
+        if status not in _OBSERVATION_STATUSES:
+            raise _Unusable("missing or unknown Observation.status")
+        if "dataAbsentReason" in r:
+            reason = next((c for _, c, _ in codings(r.get("dataAbsentReason")) if c), None)
+            raise _Unusable(f"dataAbsentReason {reason}" if reason else "dataAbsentReason")
+        maps = code_maps()
+        analyte = loinc_analyte(r.get("code"))
+        when = _effective(r)
+        if analyte is not None:
+            self._valid(r)
+            m = _measurement(analyte, r)
+            when = when or parse_fhir_datetime(r.get("issued")) or self.report_dates.get(id(r))
+            if when is None:
+                raise _Unusable("no effective date or issued time: cannot be placed in an episode")
+            self.subject(r)
+            self.results.append((analyte, when, (m, e.label)))
+            return
+        loincs = {c for s, c, _ in codings(r.get("code")) if s == LOINC and c}
+        if loincs & maps.pregnancy_observations:
+            self._valid(r)
+            answers = [maps.pregnancy_answers.get(c) for s, c, _ in codings(r.get("valueCodeableConcept"))
+                       if s == LOINC and c is not None]
+            answers += [x.pregnant for x in _snomed_entries(r.get("valueCodeableConcept"))
+                        if x.pregnant is not None]
+            known = [a for a in answers if a is not None]
+            if not known:
+                raise _Unusable("pregnancy status unknown or its answer not recognised")
+            self.subject(r)
+            self.statements.append(_Statement(when or parse_fhir_datetime(r.get("issued")),
+                                              e.label, pregnant=known[0]))
+            return
+        entries = _snomed_entries(r.get("code"))
+        from_value = False
+        if not entries:
+            entries = _snomed_entries(r.get("valueCodeableConcept"))
+            from_value = True
+        if not entries:
+            raise _Unusable("code not used by b12labs")
+        self._valid(r)
+        if not from_value and _negated(r):
+            raise _Unusable("the finding is recorded as absent")
+        self.subject(r)
+        when = when or parse_fhir_datetime(r.get("issued"))
+        for x in entries:
+            self.statements.append(_Statement(when, e.label, pregnant=x.pregnant,
+                                              symptom=x.symptom, condition=x.condition))
+
+    def patient(self, e: _Entry) -> None:
+        self._valid(e.resource)
+        self.patients.append((e.label, e.resource))
+
+    def condition(self, e: _Entry) -> None:
+        r = e.resource
+        verification = {c for _, c, _ in codings(r.get("verificationStatus")) if c}
+        excluded = verification & _VERIFICATION_EXCLUDED
+        if excluded:
+            raise _Unusable(f"verificationStatus {sorted(excluded)[0]}")
+        clinical = {c for _, c, _ in codings(r.get("clinicalStatus")) if c}
+        if clinical and not clinical & _CLINICAL_CURRENT:
+            raise _Unusable(f"clinicalStatus {sorted(clinical)[0]}: not current")
+        entries = _snomed_entries(r.get("code"))
+        terms: list[tuple[str | None, str | None]] = []
+        if not entries:
+            for text in concept_texts(r.get("code")):
+                for kind, fn in (("condition", normalise_condition), ("symptom", normalise_symptom)):
+                    try:
+                        term = fn(text)
+                    except InputError:
+                        continue
+                    terms.append((term, None) if kind == "condition" else (None, term))
+                    break
+                if terms:
+                    break
+        if not entries and not terms:
+            raise _Unusable("code not used by b12labs")
+        self._valid(r)
+        self.subject(r)
+        when = (parse_fhir_datetime(r.get("onsetDateTime"))
+                or parse_fhir_datetime(as_dict(r.get("onsetPeriod")).get("start"))
+                or parse_fhir_datetime(r.get("recordedDate")))
+        for x in entries:
+            if x.condition:
+                self.conditions.append(x.condition)
+            if x.symptom:
+                self.statements.append(_Statement(None, e.label, symptom=x.symptom))
+            if x.pregnant is not None:
+                self.statements.append(_Statement(when, e.label, pregnant=x.pregnant))
+        for condition, symptom in terms:
+            if condition:
+                self.conditions.append(condition)
+            if symptom:
+                self.statements.append(_Statement(None, e.label, symptom=symptom))
+
+    def medication(self, e: _Entry) -> None:
+        r = e.resource
+        status = r.get("status")
+        if status != "active":
+            raise _Unusable(f"status {status}: not an active medication" if isinstance(status, str)
+                            else "missing status")
+        if r.get("doNotPerform") is True:
+            raise _Unusable("doNotPerform: the medicine is not to be given")
+        concept: Mapping[str, Any] | None = None
+        if "medicationCodeableConcept" in r:
+            concept = as_dict(r.get("medicationCodeableConcept"))
+        fallback: str | None = None
+        if concept is None:
+            ref = as_dict(r.get("medicationReference"))
+            fallback = as_str(ref.get("display"))
+            target = self.resolve(as_str(ref.get("reference")), r)
+            if target is not None and target.get("resourceType") == "Medication" and validate(target) is None:
+                concept = as_dict(target.get("code"))
+        self._valid(r)
+        names = self._medication_names(concept) if concept is not None else []
+        if not names and fallback:
+            names = [fallback]
+        if not names:
+            raise _Unusable("medication without a usable code or text")
+        self.subject(r, "subject")
+        self.medications.extend(names)
+
+    @staticmethod
+    def _medication_names(concept: Mapping[str, Any]) -> list[str]:
+        maps = code_maps()
+        names: list[str] = []
+        for system, code, _ in codings(concept):
+            name = None
+            if system == RXNORM and code:
+                name = maps.rxnorm.get(code)
+            elif system == ATC and code:
+                name = maps.atc.get(code)
+            if name and name not in names:
+                names.append(name)
+        if names:
+            return names
+        texts = concept_texts(concept)
+        return texts[:1]
+
+    # -- the context
+    def context(self, reference: dt.datetime) -> dict[str, Any]:
+        ctx: dict[str, Any] = {}
+        self._patient_context(reference, ctx)
+        symptoms: list[str] = []
+        conditions = list(self.conditions)
+        earliest = reference - dt.timedelta(days=self.window_days)
+        pregnancy: list[_Statement] = []
+        for s in self.statements:
+            if s.pregnant is not None:
+                pregnancy.append(s)
+                continue
+            if s.when is not None and s.when < earliest:
+                self.ignore(s.label, f"older than the {self.window_days:g}-day window before the newest result")
+                continue
+            if s.symptom:
+                symptoms.append(s.symptom)
+            if s.condition:
+                conditions.append(s.condition)
+        pregnant = self._pregnancy(pregnancy, reference)
+        if pregnant is not None:
+            ctx["pregnant"] = pregnant
+        if self.medications:
+            ctx["medications"] = list(dict.fromkeys(self.medications))
+        if conditions:
+            ctx["conditions"] = list(dict.fromkeys(conditions))
+        if symptoms:
+            ctx["symptoms"] = list(dict.fromkeys(symptoms))
+        return ctx
+
+    def _pregnancy(self, statements: list[_Statement], reference: dt.datetime) -> bool | None:
+        if not statements:
+            return None
+        low = dt.datetime.min.replace(tzinfo=dt.UTC)
+        ordered = sorted(statements, key=lambda s: s.when or low, reverse=True)
+        chosen = ordered[0]
+        for s in ordered[1:]:
+            self.ignore(s.label, "superseded by a newer pregnancy status")
+        if chosen.pregnant and chosen.when is not None and (
+            reference - chosen.when > dt.timedelta(days=_PREGNANCY_MAX_DAYS)
+        ):
+            self.ignore(chosen.label, "pregnancy status older than 42 weeks before the newest result")
+            return None
+        return chosen.pregnant
+
+    def _patient_context(self, reference: dt.datetime, ctx: dict[str, Any]) -> None:
+        if not self.patients:
+            return
+        ids = {as_str(p.get("id")) for _, p in self.patients} - {None}
+        if len(ids) > 1:
+            raise InvalidValueError(
+                f"the input holds {len(ids)} different Patient resources; interpret one patient at a time"
+            )
+        label, patient = self.patients[-1]
+        birth = parse_fhir_datetime(patient.get("birthDate"), latest=True)
+        if birth is not None:
+            day = reference.date()
+            years = day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+            if years < 0:
+                self.ignore(label, "birthDate after the newest result: age not used")
+            else:
+                ctx["age"] = years
+        sex = _SEX.get(str(patient.get("gender")))
+        if sex is not None:
+            ctx["sex"] = sex
+
+    def check_one_patient(self) -> None:
+        keys = set(self.subjects)
+        for _, p in self.patients:
+            pid = as_str(p.get("id"))
+            if pid:
+                keys.add(f"Patient/{pid}")
+        if len(keys) > 1:
+            raise InvalidValueError(
+                f"the resources refer to {len(keys)} different patients; interpret one patient at a time"
+            )
+
+
+def interpret_fhir(
+    resources: object,
+    *,
+    profile: str = DEFAULT_PROFILE,
+    window_days: float = DEFAULT_WINDOW_DAYS,
+) -> Interpretation:
+    """Interpret one patient's FHIR R4 resources (a Bundle, or a list of resources).
+
+    Resources may be JSON dicts or ``fhir.resources`` models; Bundles (any type) and CDS Hooks
+    prefetch objects are unpacked. The newest episode (results within ``window_days`` of its
+    first result, by the shared :func:`b12labs.panels.assemble`) is interpreted with
+    :func:`b12labs.interpret` under ``profile``. Every input not used is listed in
+    ``Interpretation.ignored`` with the reason. Raises
+    :class:`~b12labs.errors.InvalidValueError` only for input that is not FHIR at all or that
+    mixes patients. Decision support, not a diagnosis.
+    """
+    collected = _flatten(resources)
+    reader = _Reader(window_days=window_days, ignored=list(collected.ignored))
+    reader.index(collected.entries)
+    for e in collected.entries:
+        reader.read(e)
+    reader.check_one_patient()
+
+    panel: dict[str, Measurement] = {}
+    reference = dt.datetime.now(dt.UTC)
+    episodes = assemble(reader.results, window_days=window_days)
+    if episodes:
+        newest = episodes[-1]
+        reference = newest.end
+        for earlier in episodes[:-1]:
+            for _, label in earlier.newest.values():
+                reader.ignore(label, f"older than the newest episode ({window_days:g}-day window)")
+            for _, label in earlier.superseded:
+                reader.ignore(label, f"older than the newest episode ({window_days:g}-day window)")
+        for _, label in newest.superseded:
+            reader.ignore(label, "superseded by a newer result for the same analyte")
+        panel = {analyte: m for analyte, (m, _) in newest.newest.items()}
+    context = reader.context(reference)
+    interpretation = interpret(panel, context, profile=profile)
+    return interpretation.model_copy(update={"ignored": tuple(reader.ignored)})

@@ -1,0 +1,564 @@
+"""The CDS Hooks 2.0 service as a FastAPI application: :func:`create_app`.
+
+Endpoints (``{id}`` is ``b12-lab-interpretation`` or ``b12-order-check``):
+
+=============================================  ====================================================
+``GET  /cds-services``                         discovery (JWT, ``aud = {base_url}/cds-services``)
+``POST /cds-services/{id}``                    hook call -> ``{"cards": [...]}`` (JWT, ``aud`` =
+                                               the endpoint URL)
+``POST /cds-services/{id}/feedback``           card feedback; only counts are kept (JWT, ``aud`` =
+                                               the feedback URL or the service URL)
+``GET  /healthz``                              liveness, no authentication, no data
+``GET  /rules``, ``GET /rules/{CODE}``         rule pages that cards link to (HTML, public)
+=============================================  ====================================================
+
+Status codes: 200; 400 malformed JSON, a body that is not a hook request, a ``hook`` other than
+the service's, or a context that does not fit the hook; 401 missing/invalid JWT (with
+``WWW-Authenticate: Bearer``); 404 unknown service id or path; 405 wrong method; 412 required
+FHIR data neither prefetched nor fetchable; 413 body larger than ``max_body_bytes`` (declared
+``Content-Length`` or counted while streaming); 415 a non-JSON ``Content-Type``; 500 unexpected
+errors. Every error body is JSON: ``{"error": <code>, "message": <text>, "request_id": <id>}``.
+
+Logging (logger ``b12labs.service``): one access line per request with the request id (taken
+from a well-formed ``X-Request-ID`` header or generated, and echoed back), method, route
+template, service id, status and duration. Patient data is never logged: no bodies, no query
+strings, no context ids, no exception messages from the interpretation (they may quote a
+result), no tokens. Unexpected exceptions are logged as their type and stack frames only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import traceback
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Final, Protocol
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .._version import __version__
+from ..errors import B12LabsError
+from ..models import Interpretation
+from ._cards import (
+    error_card,
+    interpretation_cards,
+    order_check_card,
+    service_requests_by_loinc,
+)
+from ._cdshooks import Card, CDSResponse, FeedbackRequest, HookRequest
+from ._config import ServiceConfig
+from ._hooks import (
+    B12_RETEST_LOINCS,
+    MMA_LOINC,
+    SERVICES,
+    HookContextError,
+    ServiceDef,
+    discovery,
+    validate_context,
+)
+from ._prefetch import Collected, PreconditionFailed, collect
+from ._rules_page import HTML_HEADERS, rule_page, rules_index
+from ._security import AuthError, JWTVerifier
+
+__all__ = [
+    "ENV_ALLOW_UNAUTHENTICATED",
+    "ENV_BASE_URL",
+    "ENV_CONFIG",
+    "ENV_REPLAY_DB",
+    "app_from_env",
+    "create_app",
+]
+
+_log = logging.getLogger("b12labs.service")
+_access = logging.getLogger("b12labs.service.access")
+
+#: Environment variables read by :func:`app_from_env` (set by ``b12labs serve`` for workers).
+ENV_CONFIG: Final = "B12LABS_SERVICE_CONFIG"
+ENV_ALLOW_UNAUTHENTICATED: Final = "B12LABS_SERVICE_ALLOW_UNAUTHENTICATED"
+ENV_BASE_URL: Final = "B12LABS_SERVICE_BASE_URL"
+ENV_REPLAY_DB: Final = "B12LABS_SERVICE_REPLAY_DB"
+
+_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_JSON_TYPES: Final = re.compile(r"application/(?:[\w.+-]+\+)?json", re.IGNORECASE)
+_API_HEADERS: Final = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+class _InterpretFHIR(Protocol):
+    def __call__(self, resources: Any, /) -> Interpretation: ...
+
+
+class _ToFHIR(Protocol):
+    def __call__(self, interpretation: Interpretation, /, *, subject: str) -> dict[str, Any]: ...
+
+
+class Problem(Exception):
+    """An HTTP error answer with a JSON body (message is safe to return and log)."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Response(
+        body, status_code=status, media_type="application/json",
+        headers={**_API_HEADERS, **(headers or {})},
+    )
+
+
+def _error(status: int, code: str, message: str, request_id: str, headers: dict[str, str] | None = None) -> Response:
+    return _json({"error": code, "message": message, "request_id": request_id}, status, headers)
+
+
+def _info(request: Request) -> dict[str, Any]:
+    info: dict[str, Any] = request.scope.setdefault("b12labs", {"request_id": "-"})
+    return info
+
+
+# --- ASGI middleware: request id, timing, access log, last-resort error handling -----------------
+
+
+class _RequestLog:
+    """Pure ASGI middleware (no BaseHTTPMiddleware overhead)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                text = value.decode("latin-1")
+                if _REQUEST_ID.fullmatch(text):
+                    request_id = text
+                break
+        request_id = request_id or uuid.uuid4().hex
+        info: dict[str, Any] = {"request_id": request_id, "route": "-", "service": "-"}
+        scope["b12labs"] = info
+        status = 500
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            # Type and frames only: messages of library errors can quote patient results.
+            _log.error(
+                "unhandled %s (request_id=%s)\n%s",
+                type(exc).__name__,
+                request_id,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            if not started:
+                response = _error(500, "internal_error", "internal server error", request_id)
+                await response(scope, receive, send_wrapper)
+        finally:
+            _access.info(
+                "request_id=%s method=%s route=%s service=%s status=%d duration_ms=%.1f%s",
+                request_id,
+                scope.get("method", "-"),
+                info.get("route", "-"),
+                info.get("service", "-"),
+                status,
+                (time.perf_counter() - start) * 1000.0,
+                f" cards={info['cards']}" if "cards" in info else "",
+            )
+
+
+# --- the application -----------------------------------------------------------------------------
+
+
+def _fhir_functions() -> tuple[_InterpretFHIR, _ToFHIR]:
+    from ..fhir import interpret_fhir, to_fhir
+
+    return interpret_fhir, to_fhir
+
+
+class _Service:
+    """State and request handling of one app instance."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        http_client: httpx.AsyncClient | None,
+        clock: Callable[[], float],
+        replay_db: str | None,
+    ) -> None:
+        self.config = config
+        self._client = http_client
+        self._own_client = http_client is None
+        self.verifier = JWTVerifier(config, clock=clock, replay_db=replay_db)
+        self.interpret_fhir, self.to_fhir = _fhir_functions()
+        self.warm_up()
+        self.feedback: Counter[tuple[str, str]] = Counter()
+        self.discovery = json.dumps(discovery(), separators=(",", ":")).encode("utf-8")
+
+    def warm_up(self) -> None:
+        """Build the FHIR models and pint factors now (about a second, once per process),
+        not during the first clinical request."""
+        sample = [
+            {"resourceType": "Patient", "id": "warm-up", "birthDate": "1970-01-01"},
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "2132-9"}]},
+                "subject": {"reference": "Patient/warm-up"},
+                "effectiveDateTime": "2020-01-01",
+                "valueQuantity": {"value": 250, "unit": "pg/mL", "system": "http://unitsofmeasure.org", "code": "pg/mL"},
+            },
+        ]
+        interp = self.interpret_fhir(sample)
+        requests = service_requests_by_loinc(self.to_fhir(interp, subject="Patient/warm-up"))
+        cards = interpretation_cards(interp, base_url=self.config.base_url, service_requests=requests)
+        CDSResponse(cards=cards).to_wire()
+        HookRequest.model_validate(
+            {"hook": "patient-view", "hookInstance": "warm-up", "context": {}, "prefetch": {}}
+        )
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=self.config.fhir_timeout_seconds,
+                limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+                headers={"User-Agent": f"b12labs/{__version__}"},
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- building blocks --
+
+    async def authenticate(self, request: Request, audiences: Sequence[str]) -> None:
+        if self.config.allow_unauthenticated:
+            return
+        try:
+            await self.verifier.verify(request.headers.get("authorization"), audiences)
+        except AuthError as exc:
+            challenge = "Bearer" if exc.reason == "missing bearer token" else 'Bearer error="invalid_token"'
+            raise Problem(401, "unauthorized", exc.reason, {"WWW-Authenticate": challenge}) from None
+
+    def check_declared_length(self, request: Request) -> None:
+        declared = request.headers.get("content-length")
+        if declared is None:
+            return
+        if not declared.isdigit():
+            raise Problem(400, "bad_request", "invalid Content-Length")
+        if int(declared) > self.config.max_body_bytes:
+            raise Problem(413, "payload_too_large", f"body exceeds {self.config.max_body_bytes} bytes")
+
+    async def read_json(self, request: Request) -> Any:
+        ctype = request.headers.get("content-type")
+        if ctype is not None and not _JSON_TYPES.match(ctype.split(";", 1)[0].strip()):
+            raise Problem(415, "unsupported_media_type", "the body must be application/json")
+        limit = self.config.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Problem(413, "payload_too_large", f"body exceeds {limit} bytes")
+            chunks.append(chunk)
+        try:
+            return json.loads(b"".join(chunks))
+        except (ValueError, UnicodeDecodeError):
+            raise Problem(400, "malformed_json", "the body is not valid JSON") from None
+
+    def service(self, request: Request, service_id: str) -> ServiceDef:
+        service = SERVICES.get(service_id)
+        if service is None:
+            raise Problem(404, "unknown_service", "no CDS Service with this id (see GET /cds-services)")
+        _info(request)["service"] = service.id
+        return service
+
+    # -- handlers --
+
+    async def hook_call(self, request: Request, service_id: str) -> Response:
+        info = _info(request)
+        info["route"] = "/cds-services/{id}"
+        service = self.service(request, service_id)
+        self.check_declared_length(request)
+        await self.authenticate(request, [self.config.audience(service.id)])
+        body = await self.read_json(request)
+        if not isinstance(body, dict):
+            raise Problem(400, "invalid_request", "the body must be a JSON object")
+        try:
+            hook_request = HookRequest.model_validate(body)
+        except ValidationError as exc:
+            raise Problem(400, "invalid_request", _describe(exc)) from None
+        if hook_request.hook != service.hook:
+            raise Problem(
+                400, "wrong_hook", f"service {service.id} is invoked on the {service.hook} hook"
+            )
+        try:
+            patient_id = validate_context(service.hook, hook_request.context)
+        except HookContextError as exc:
+            raise Problem(400, "invalid_context", str(exc)) from None
+
+        if service.hook == "order-select":
+            cards = await self.order_check(hook_request, service, patient_id)
+        else:
+            cards = await self.interpretation(hook_request, service, patient_id)
+        info["cards"] = len(cards)
+        return _json(CDSResponse(cards=cards).to_wire())
+
+    async def gather(self, hook_request: HookRequest, service: ServiceDef, patient_id: str) -> Collected:
+        try:
+            return await collect(
+                hook_request, service, patient_id, self.client,
+                timeout=self.config.fhir_timeout_seconds,
+            )
+        except PreconditionFailed as exc:
+            raise Problem(412, "precondition_failed", str(exc)) from None
+
+    def interpret(self, collected: Collected) -> Interpretation | B12LabsError:
+        try:
+            return self.interpret_fhir(collected.resources)
+        except B12LabsError as exc:
+            _log.info("interpretation refused the input: %s", type(exc).__name__)
+            return exc
+
+    def proposals(self, interp: Interpretation, patient_id: str) -> dict[str, dict[str, Any]]:
+        if not any(a.kind == "order_test" for a in interp.actions()):
+            return {}
+        return service_requests_by_loinc(self.to_fhir(interp, subject=f"Patient/{patient_id}"))
+
+    async def interpretation(
+        self, hook_request: HookRequest, service: ServiceDef, patient_id: str
+    ) -> list[Card]:
+        collected = await self.gather(hook_request, service, patient_id)
+        interp = self.interpret(collected)
+        if isinstance(interp, B12LabsError):
+            return [error_card(str(interp), self.config.base_url)]
+        return interpretation_cards(
+            interp,
+            base_url=self.config.base_url,
+            service_requests=self.proposals(interp, patient_id),
+            missing_context=collected.missing,
+            foreign=collected.foreign,
+        )
+
+    async def order_check(
+        self, hook_request: HookRequest, service: ServiceDef, patient_id: str
+    ) -> list[Card]:
+        drafts = _retest_drafts(hook_request.context)
+        if not drafts:
+            return []
+        collected = await self.gather(hook_request, service, patient_id)
+        interp = self.interpret(collected)
+        if isinstance(interp, B12LabsError):
+            return []
+        borderline = {"B12_INDETERMINATE", "HOLOTC_INDETERMINATE"} & set(interp.codes)
+        mma_next = any(a.kind == "order_test" and a.loinc == MMA_LOINC for a in interp.actions())
+        if not (borderline and mma_next):
+            return []
+        mma = self.proposals(interp, patient_id).get(MMA_LOINC)
+        return [order_check_card(interp, drafts, base_url=self.config.base_url, mma_request=mma)]
+
+    async def feedback_call(self, request: Request, service_id: str) -> Response:
+        _info(request)["route"] = "/cds-services/{id}/feedback"
+        service = self.service(request, service_id)
+        self.check_declared_length(request)
+        url = self.config.audience(service.id)
+        await self.authenticate(request, [f"{url}/feedback", url])
+        body = await self.read_json(request)
+        try:
+            feedback = FeedbackRequest.model_validate(body)
+        except ValidationError as exc:
+            raise Problem(400, "invalid_feedback", _describe(exc)) from None
+        counts = Counter(item.outcome for item in feedback.feedback)
+        for outcome, n in counts.items():
+            self.feedback[(service.id, outcome)] += n
+        _log.info(
+            "feedback service=%s accepted=%d overridden=%d",
+            service.id, counts.get("accepted", 0), counts.get("overridden", 0),
+        )
+        return _json({})
+
+
+def _retest_drafts(context: dict[str, Any]) -> list[dict[str, Any]]:
+    """Draft ServiceRequests (selected ones, when ``selections`` is given) for B12/active B12."""
+    selections = context.get("selections")
+    selected = set(selections) if isinstance(selections, list) else None
+    out = []
+    for entry in context["draftOrders"].get("entry") or ():
+        res = entry.get("resource")
+        if not isinstance(res, dict) or res.get("resourceType") != "ServiceRequest":
+            continue
+        if selected is not None and f"ServiceRequest/{res.get('id')}" not in selected:
+            continue
+        codings = (res.get("code") or {}).get("coding") or ()
+        if any(
+            isinstance(c, dict) and c.get("system") == "http://loinc.org" and c.get("code") in B12_RETEST_LOINCS
+            for c in codings
+        ):
+            out.append(res)
+    return out
+
+
+def _describe(exc: ValidationError) -> str:
+    """Field locations and messages of a validation error, never the input values."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else str(err["msg"]))
+    return "; ".join(parts)
+
+
+def create_app(
+    config: ServiceConfig,
+    *,
+    http_client: httpx.AsyncClient | None = None,
+    clock: Callable[[], float] = time.time,
+    replay_db: str | None = None,
+) -> FastAPI:
+    """The CDS Hooks service for ``config`` (see the module docstring).
+
+    ``http_client`` is used for calls to the CDS Clients' FHIR servers (the caller owns it;
+    by default the app opens one and closes it at shutdown). ``clock`` is for tests (JWT times).
+    ``replay_db``: a SQLite file that the worker processes of one host share as their JWT
+    ``jti`` replay cache (``b12labs serve --workers N`` sets it); default in memory.
+    """
+    svc = _Service(config, http_client=http_client, clock=clock, replay_db=replay_db)
+    # httpx logs every request URL at INFO, and FHIR search URLs carry the patient id: keep
+    # those loggers at WARNING unless the operator configured them explicitly.
+    for name in ("httpx", "httpcore"):
+        third_party = logging.getLogger(name)
+        if third_party.level == logging.NOTSET:
+            third_party.setLevel(logging.WARNING)
+    if config.allow_unauthenticated:
+        _log.warning(
+            "JWT authentication is DISABLED (--allow-unauthenticated): any caller can use this "
+            "service. Use only for local demos."
+        )
+    elif not config.trusted_issuers:
+        _log.warning("no trusted issuers configured: every CDS request will be refused (401)")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await svc.aclose()
+
+    app = FastAPI(
+        title="b12labs CDS Hooks service",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.service = svc
+    app.add_middleware(_RequestLog)
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return _error(exc.status, exc.code, exc.message, _info(request)["request_id"], exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(
+            exc.status_code, code, str(exc.detail), _info(request)["request_id"],
+            dict(exc.headers or {}),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return _error(400, "bad_request", "invalid request", _info(request)["request_id"])
+
+    @app.get("/cds-services")
+    async def discovery_endpoint(request: Request) -> Response:
+        _info(request)["route"] = "/cds-services"
+        await svc.authenticate(request, [config.audience()])
+        return Response(svc.discovery, media_type="application/json", headers=_API_HEADERS)
+
+    @app.post("/cds-services/{service_id}")
+    async def hook_endpoint(request: Request, service_id: str) -> Response:
+        return await svc.hook_call(request, service_id)
+
+    @app.post("/cds-services/{service_id}/feedback")
+    async def feedback_endpoint(request: Request, service_id: str) -> Response:
+        return await svc.feedback_call(request, service_id)
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> Response:
+        _info(request)["route"] = "/healthz"
+        return _json({"status": "ok", "version": __version__})
+
+    @app.get("/rules", response_class=HTMLResponse)
+    async def rules(request: Request) -> Response:
+        _info(request)["route"] = "/rules"
+        return HTMLResponse(rules_index(), headers=HTML_HEADERS)
+
+    @app.get("/rules/{code}", response_class=HTMLResponse)
+    async def rule(request: Request, code: str) -> Response:
+        _info(request)["route"] = "/rules/{code}"
+        page = rule_page(code) if re.fullmatch(r"[A-Z0-9_]{1,64}", code) else None
+        if page is None:
+            return HTMLResponse(
+                "<!DOCTYPE html><title>Not found</title><p>No such rule.</p>",
+                status_code=404, headers=HTML_HEADERS,
+            )
+        return HTMLResponse(page, headers=HTML_HEADERS)
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory b12labs.service.app:app_from_env`` (several workers):
+    the config path in ``B12LABS_SERVICE_CONFIG``, the shared replay cache file in
+    ``B12LABS_SERVICE_REPLAY_DB``; ``B12LABS_SERVICE_ALLOW_UNAUTHENTICATED=1`` and
+    ``B12LABS_SERVICE_BASE_URL`` are what ``b12labs serve --allow-unauthenticated`` passes."""
+    import os
+
+    from ._config import load_config
+
+    allow = os.environ.get(ENV_ALLOW_UNAUTHENTICATED) == "1"
+    path = os.environ.get(ENV_CONFIG)
+    if path:
+        config = load_config(path, allow_unauthenticated=allow)
+    elif allow:
+        config = ServiceConfig(
+            base_url=os.environ.get(ENV_BASE_URL, "http://127.0.0.1:8080"),
+            allow_unauthenticated=True,
+        )
+    else:
+        raise RuntimeError(
+            f"set {ENV_CONFIG} to the service config file (or run `b12labs serve --config FILE`)"
+        )
+    return create_app(config, replay_db=os.environ.get(ENV_REPLAY_DB) or None)
+

@@ -1,0 +1,145 @@
+"""One implementation of the logic: score_frame and interpret agree on every rule case and on
+a random 10 000-row sample; score_frame never calls interpret() per row."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+import b12labs
+import b12labs._interpret as interpret_module
+from b12labs import interpret
+from b12labs.batch import score_frame
+from tests.rules._cases import load_cases
+
+from ._convert import batch_outcome, scalar_outcome, to_frame
+
+CASES = load_cases()
+
+
+def _by_profile() -> dict[str | None, list[Any]]:
+    groups: dict[str | None, list[Any]] = {}
+    for c in CASES:
+        groups.setdefault(c.profile, []).append(c)
+    return groups
+
+
+@pytest.mark.parametrize("profile", sorted(_by_profile(), key=str))
+def test_every_rule_case_scores_the_same_both_ways(profile: str | None) -> None:
+    cases = _by_profile()[profile]
+    kwargs = {"profile": profile} if profile else {}
+    frame = to_frame([(c.panel, c.context) for c in cases])
+    scored = score_frame(frame, **kwargs)
+    assert len(scored) == len(cases)
+    for i, case in enumerate(cases):
+        expected = scalar_outcome(interpret(case.panel, case.context or None, **kwargs))
+        got = batch_outcome(scored.iloc[i])
+        assert got == expected, f"{case.id}: batch {got} != interpret {expected}"
+        error = scored.iloc[i]["b12labs_error"]
+        # interpret() accepted the case, so the only batch note can be an implausible value
+        assert error == "" or ("outside the plausible range" in error and "VALUE_IMPLAUSIBLE" in got[1])
+
+
+def _random_panel(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
+    panel: dict[str, Any] = {}
+
+    def maybe(p: float) -> bool:
+        return rng.random() < p
+
+    if maybe(0.8):
+        unit = rng.choice(["pg/mL", "ng/L", "pmol/L"])
+        v = round(rng.uniform(60, 1400) if unit != "pmol/L" else rng.uniform(40, 1000), rng.choice([0, 1]))
+        cmp = rng.choice(["", "", "", "", "<", ">"])
+        panel["b12"] = f"{cmp}{v} {unit}"
+    if maybe(0.2):
+        panel["holotc"] = f"{round(rng.uniform(10, 120), 1)} pmol/L"
+    if maybe(0.45):
+        unit = rng.choice(["umol/L", "nmol/L", "nmol/mL"])
+        v = rng.uniform(0.1, 1.2)
+        panel["mma"] = f"{round(v * (1000 if unit == 'nmol/L' else 1), 3)} {unit}"
+    if maybe(0.35):
+        panel["homocysteine"] = rng.choice([f"{round(rng.uniform(5, 30), 1)} umol/L", f"{round(rng.uniform(0.7, 4), 2)} mg/L"])
+    if maybe(0.6):
+        panel["mcv"] = f"{round(rng.uniform(70, 130), 1)} fL"
+    if maybe(0.6):
+        panel["hb"] = rng.choice([f"{round(rng.uniform(6, 17), 1)} g/dL", f"{round(rng.uniform(60, 170))} g/L", f"{round(rng.uniform(4, 11), 2)} mmol/L"])
+    if maybe(0.3):
+        panel["rdw"] = f"{round(rng.uniform(11, 19), 1)} %"
+    if maybe(0.4):
+        panel["ferritin"] = rng.choice([f"{round(rng.uniform(3, 300))} ng/mL", f"{round(rng.uniform(3, 300))} ug/L"])
+    if maybe(0.2):
+        panel["tsat"] = f"{round(rng.uniform(5, 50))} %"
+    if maybe(0.15):
+        panel["iron"] = f"{round(rng.uniform(20, 180))} ug/dL"
+        panel["tibc"] = f"{round(rng.uniform(200, 480))} ug/dL"
+    if maybe(0.4):
+        panel["folate"] = rng.choice([f"{round(rng.uniform(1, 20), 1)} ng/mL", f"{round(rng.uniform(2, 40), 1)} nmol/L"])
+    if maybe(0.1):
+        panel["rbc_folate"] = f"{round(rng.uniform(150, 900))} nmol/L"
+    if maybe(0.3):
+        panel["egfr"] = f"{round(rng.uniform(15, 110))} mL/min/1.73m2"
+    if maybe(0.2):
+        panel["creatinine"] = {"value": round(rng.uniform(50, 200)), "unit": "umol/L", "ref_high": 110}
+    if maybe(0.2):
+        panel["crp"] = rng.choice([f"{round(rng.uniform(0.5, 40), 1)} mg/L", f"{round(rng.uniform(0.05, 4), 2)} mg/dL"])
+    if maybe(0.1):
+        panel["if_antibody"] = rng.choice(["positive", "negative"])
+    if maybe(0.1) and "mma" in panel:
+        panel["mma"] = {"value": round(rng.uniform(0.1, 0.8), 2), "unit": "umol/L", "ref_high": 0.35}
+    ctx: dict[str, Any] = {}
+    if maybe(0.8):
+        ctx["age"] = rng.randint(10, 95)
+    if maybe(0.8):
+        ctx["sex"] = rng.choice(["F", "M", "U", "female", "male"])
+    if maybe(0.05):
+        ctx["pregnant"] = True
+    if maybe(0.3):
+        ctx["medications"] = rng.sample(
+            ["metformin 500 mg", "omeprazole", "methotrexate 15 mg", "Humira", "folic acid 5 mg",
+             "hydroxyurea", "cyanocobalamin", "aspirin", "atorvastatin"], rng.randint(1, 3))
+    if maybe(0.3):
+        ctx["conditions"] = rng.sample(
+            ["rheumatoid_arthritis", "pernicious_anaemia", "vegan_diet", "chronic_kidney_disease",
+             "coeliac_disease", "heart_failure", "hypothyroidism"], rng.randint(1, 2))
+    if maybe(0.35):
+        ctx["symptoms"] = rng.sample(
+            ["paraesthesia", "numbness", "fatigue", "neck_pain", "myoclonus", "glossitis",
+             "gait_disturbance", "occipital_headache"], rng.randint(1, 3))
+    if maybe(0.05):
+        ctx["nitrous_oxide_exposure"] = True
+    if maybe(0.05):
+        ctx["b12_treatment"] = rng.choice(["oral", "injection", "none"])
+    if maybe(0.05):
+        ctx["days_since_b12_injection"] = rng.randint(0, 40)
+    return panel, ctx
+
+
+def test_random_sample_scores_the_same_both_ways() -> None:
+    rng = random.Random(20261123)
+    items = [_random_panel(rng) for _ in range(10_000)]
+    scored = score_frame(to_frame(items))
+    assert len(scored) == len(items)
+    mismatches = []
+    for i, (panel, ctx) in enumerate(items):
+        expected = scalar_outcome(interpret(panel, ctx))
+        got = batch_outcome(scored.iloc[i])
+        if got != expected:
+            mismatches.append((i, panel, ctx, got, expected))
+    assert not mismatches, f"{len(mismatches)} mismatches, first: {mismatches[0]}"
+    comments = scored["b12labs_comment"].tolist()
+    for i in range(0, len(items), 997):
+        assert comments[i] == interpret(*items[i]).comment
+
+
+def test_score_frame_never_calls_interpret_per_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("score_frame called interpret()")
+
+    monkeypatch.setattr(interpret_module, "interpret", boom)
+    monkeypatch.setattr(b12labs, "interpret", boom)
+    monkeypatch.setattr(interpret_module, "panel_inputs", boom)
+    items = [({"b12": "150 pg/mL", "mcv": "104 fL"}, {"age": 70}), ({"b12": "400 pmol/L"}, None)]
+    scored = score_frame(to_frame(items))
+    assert list(scored["b12labs_status"]) == ["deficient", "unlikely"]
