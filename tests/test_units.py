@@ -18,9 +18,9 @@ case variant of a spelling in the table (``PG/ML``, ``pmol/l``, ``FL``, ``Mmol/L
 resolves to the same UCUM code as the spelling itself: a variant is never read as another SI
 prefix. This matches UCUM's own case-insensitive form, where pico is ``P``, femto ``F`` and
 milli ``M`` (peta, mega are ``PT``, ``MA``); so ``Mmol/L`` is millimole per litre, not megamole.
-Strings *outside* the table go to pint case-sensitively; there an upper-case letter is another
-prefix (``Pmol/mL`` = petamole per mL). Those cases are pinned by strict ``xfail`` tests below
-(``KNOWN_*``) until units.py refuses them.
+Strings *outside* the table go to pint only when every token is a metric mass, amount or volume
+unit with a lower-case SI prefix, so ``Pmol/mL`` (petamole) and ``pt`` (a US pint) are refused;
+the ``KNOWN_*`` regression tests below pin the defects this suite found before that rule.
 
 The UCUM oracle. Factors of accepted units are cross-checked against an independent evaluator of
 UCUM expressions built from ``ucum-essence.xml`` (prefixes, base units and unit definitions; the
@@ -342,15 +342,11 @@ def test_alias_table_is_consistent() -> None:
 # ---------------------------------------------------------------------------------------------
 
 # pint's chemistry context raises ZeroDivisionError (not a DimensionalityError) for a
-# dimensionless or plain-mass unit against a molar canonical unit; units.py does not catch it as a
-# wrong dimension, so the unit is refused, but as an "unknown unit" (a misleading message).
-_ZERO_DIVISION = pytest.mark.xfail(
-    strict=True, reason="units.py: ZeroDivisionError from pint's chemistry context -> 'unknown unit'"
-)
-
+# dimensionless or plain-mass unit against a molar canonical unit: units.py reports it as a
+# wrong dimension, not as an unknown unit.
 WRONG_DIMENSION = [
-    ("b12", "fL"), pytest.param("b12", "%", marks=_ZERO_DIVISION), ("b12", "mL/min/1.73m2"),
-    pytest.param("holotc", "g", marks=_ZERO_DIVISION),
+    ("b12", "fL"), ("b12", "%"), ("b12", "mL/min/1.73m2"),
+    ("holotc", "g"),
     ("mcv", "pg/mL"), ("mcv", "g/L"), ("mcv", "%"),
     ("rdw", "fL"),  # RDW here is RDW-CV; RDW-SD (fL) is another measurement
     ("tsat", "umol/L"), ("hb", "fL"),
@@ -358,7 +354,7 @@ WRONG_DIMENSION = [
     ("crp", "nmol/L"),
     ("egfr", "mL/min"),  # not normalised to body surface area
     ("egfr", "mL"), ("egfr", "%"),
-    ("mma", "mL"), pytest.param("iron", "%", marks=_ZERO_DIVISION),
+    ("mma", "mL"), ("iron", "%"),
 ]
 
 
@@ -397,7 +393,7 @@ def test_table_code_is_accepted_or_of_the_wrong_dimension_only_known_defects() -
     assert _table_codes_refused_as_unknown() <= KNOWN_UNKNOWN_NOT_WRONG_DIMENSION
 
 
-@_ZERO_DIVISION
+
 def test_table_code_is_accepted_or_of_the_wrong_dimension() -> None:
     assert _table_codes_refused_as_unknown() == set()
 
@@ -437,7 +433,8 @@ def test_unknown_unit_is_refused(analyte: str, unit: str) -> None:
     assert isinstance(err, ValueError)
     assert err.analyte == analyte
     assert err.reported == unit
-    assert err.reason in {"unknown unit", "unusable unit"} or "wrong dimension" in err.reason
+    assert err.reason == "unknown unit"
+    assert str(err).startswith(f"{analyte}: {unit!r}: unknown unit (accepted: ")
     assert err.accepted and err.accepted in str(err)
 
 
@@ -451,7 +448,7 @@ def test_refusals_through_normalize() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Known defects of the pint fallback (strict xfail: they fail loudly once units.py is fixed)
+# Former defects of the pint fallback (found by this suite, fixed in units.py): regression tests
 # ---------------------------------------------------------------------------------------------
 
 # A case variant *outside* the alias table is read by pint case-sensitively as another prefix.
@@ -464,7 +461,6 @@ KNOWN_PREFIX_CHANGES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="units.py: pint fallback reads an upper-case letter as another SI prefix")
 @pytest.mark.parametrize(("analyte", "variant", "spelling"), KNOWN_PREFIX_CHANGES)
 def test_case_variant_outside_the_table_is_not_read_as_another_prefix(
     analyte: str, variant: str, spelling: str
@@ -477,7 +473,7 @@ def test_case_variant_outside_the_table_is_not_read_as_another_prefix(
     assert got == pytest.approx(expected, rel=1e-9)
 
 
-# Units the pint fallback accepts only by a dimensional coincidence (UCUM: not commensurable).
+# Units the pint fallback used to accept by a dimensional coincidence (UCUM: not commensurable).
 KNOWN_WRONG_ACCEPTANCE = {
     # angles, logarithmic and "absorbance" units are dimensionless in pint, so they pass as %
     **{(a, u): "not a fraction" for a in ("rdw", "tsat")
@@ -488,7 +484,6 @@ KNOWN_WRONG_ACCEPTANCE = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="units.py: pint fallback accepts units of another kind")
 @pytest.mark.parametrize(("analyte", "unit"), sorted(KNOWN_WRONG_ACCEPTANCE))
 def test_unit_of_another_kind_is_refused(analyte: str, unit: str) -> None:
     with pytest.raises(UnitError):
@@ -877,7 +872,6 @@ def test_ucum_valid_cases_of_another_kind_only_known_defects() -> None:
     assert {(o.analyte, o.unit) for o in wrong_kind} <= set(KNOWN_WRONG_ACCEPTANCE)
 
 
-@pytest.mark.xfail(strict=True, reason="units.py: pint fallback accepts deg, dB, cm/s, mm/h, pt ...")
 def test_ucum_valid_cases_of_another_kind_are_refused() -> None:
     valid, _invalid = ucum_outcomes()
     _wrong_factor, wrong_kind = check_outcomes(valid)

@@ -421,6 +421,10 @@ def status(f: Facts) -> X:
         | fired["NEURO_SYMPTOMS_NORMAL_B12"]
         | fired["IRON_DEFICIENCY_MAY_MASK_B12"]
         | (fired["METABOLIC_EVIDENCE_NORMAL_B12"] & xp.not_(f.mma_elevated))
+        # a raised homocysteine with MMA unmeasured stays unresolved even when low folate
+        # could explain it (combined deficiency is common): adding the confounder "low
+        # folate" must not turn an indeterminate result into a reassuring one (RULES.md §1.4)
+        | (f.hcy_elevated & xp.not_(f.mma.present))
         | fired["AGE_OUT_OF_SCOPE"]
     )
     indeterminate = (

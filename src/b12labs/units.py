@@ -81,6 +81,14 @@ _UCUM_TO_PINT: dict[str, str] = dict(_UNITS["ucum"])
 _ALIASES: dict[str, str] = dict(_UNITS["aliases"])
 _FOLD = str.maketrans({"\u00b5": "u", "\u03bc": "u", " ": None, "\t": None})
 _UCUM_ONLY = re.compile(r"[\d*{}\[\]]")
+# A unit outside the alias table is tried with pint only when every token is a metric
+# mass, amount or volume unit with a lower-case SI prefix: upper-case prefixes (P, M, G) are
+# never what a lab meant (`Pmol/mL` is not petamoles), and pint's imperial or angular units
+# (`pt`, `deg`, `dB`) must not pass for a concentration or a percentage.
+_FALLBACK_TOKEN = re.compile(
+    r"^(?:(?:da|[afpnumcdhk])?(?:mol|g|l|L)"
+    r"|(?:femto|pico|nano|micro|milli|centi|deci|kilo)?(?:gram|litre|liter|mole)s?)$"
+)
 
 _registry_lock = threading.Lock()
 _registry: pint.UnitRegistry[Any] | None = None
@@ -156,8 +164,9 @@ def _factor(spec: AnalyteSpec, src_expr: str, dst_expr: str) -> float:
         mw = ureg.Quantity(spec.molar_mass, "g/mol")
         try:
             return round_sig(float(src.to(dst, "chemistry", mw=mw).magnitude))
-        except (pint.DimensionalityError, pint.errors.PintError, ValueError, KeyError, TypeError):
+        except Exception:  # noqa: BLE001 - pint's chemistry context fails in several ways (even ZeroDivisionError)
             pass
+        del pint
     raise _WrongDimension
 
 
@@ -193,7 +202,12 @@ def resolve_unit(analyte: str, unit: str) -> ResolvedUnit:
         expr = _pint_expr(code)
     else:
         text = unit.strip().replace("\u00b5", "u").replace("\u03bc", "u")
-        if not text or _UCUM_ONLY.search(text):
+        tokens = re.split(r"\s*/\s*", text)
+        if (
+            not text
+            or _UCUM_ONLY.search(text)
+            or not all(_FALLBACK_TOKEN.match(t) for t in tokens)
+        ):
             raise UnitError(
                 "unknown unit", analyte=analyte, reported=unit, accepted=accepted_units(analyte)
             )
