@@ -321,7 +321,8 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     f.holotc_deficient_or_indeterminate = h.le(h_upper)
     f.holotc_undecided = h.present & xp.not_(f.holotc_deficient | f.holotc_unlikely | f.holotc_indeterminate)
 
-    f.cobalamin_low = f.b12_deficient | f.b12_indeterminate | f.holotc_deficient | f.holotc_indeterminate
+    # "deficient or indeterminate": also true for a censored value lying wholly in those bands
+    f.cobalamin_low = f.b12_deficient_or_indeterminate | f.holotc_deficient_or_indeterminate
     f.cobalamin_unlikely = f.b12_unlikely | f.holotc_unlikely
 
     # MMA: age-specific limit (under-65 limit when age unknown), lab ref_high replaces it

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -199,11 +203,43 @@ def loinc_analyte(concept: object) -> str | None:
 
 
 # ---------------------------------------------------------------- validation
+_CACHE_SIZE = 4096
+_cache: OrderedDict[bytes, str | None] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _digest(resource: Mapping[str, Any]) -> bytes | None:
+    try:
+        text = json.dumps(resource, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):  # not plain JSON (e.g. a Decimal): validate uncached
+        return None
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=20).digest()
+
+
 def validate(resource: Mapping[str, Any]) -> str | None:
     """Validate one resource with ``fhir.resources.R4B``; ``None`` if valid, else the reason.
 
-    The reason names the element and the problem, never the offending value.
+    The reason names the element and the problem, never the offending value. Outcomes are
+    kept in a bounded LRU cache keyed by a digest of the resource's canonical JSON (no
+    resource content is kept), because EHRs send the same resources again and again and
+    R4B validation costs about a millisecond per resource.
     """
+    key = _digest(resource)
+    if key is not None:
+        with _cache_lock:
+            if key in _cache:
+                _cache.move_to_end(key)
+                return _cache[key]
+    outcome = _validate(resource)
+    if key is not None:
+        with _cache_lock:
+            _cache[key] = outcome
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return outcome
+
+
+def _validate(resource: Mapping[str, Any]) -> str | None:
     rtype = as_str(resource.get("resourceType"))
     if rtype is None:
         return "no resourceType"

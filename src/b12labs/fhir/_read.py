@@ -8,8 +8,9 @@ What is read (RULES.md §2–§3; the code maps are ``reference_ranges/codes/``)
   ``valueCodeableConcept`` (IF antibody: SNOMED CT Positive/Negative or text),
   ``valueInteger``; the first ``referenceRange`` that applies to everyone; the specimen time from
   ``effectiveDateTime`` / ``effectivePeriod.start`` / ``effectiveInstant``, else ``issued``,
-  else the date of a DiagnosticReport that lists the result. The newest episode of the
-  shared panel-assembly function (:func:`b12labs.panels.assemble`) is interpreted.
+  else the time of the DiagnosticReport (``result``) or panel Observation (``hasMember``)
+  that lists the result; an undated result is not used. The newest episode of the shared
+  panel-assembly function (:func:`b12labs.panels.assemble`) is interpreted.
 - ``Observation`` LOINC 82810-3 (pregnancy status) and SNOMED CT-coded symptom/context
   Observations (code, or answer in ``valueCodeableConcept``).
 - ``Condition`` (clinicalStatus active/recurrence/relapse or absent; verificationStatus
@@ -17,8 +18,13 @@ What is read (RULES.md §2–§3; the code maps are ``reference_ranges/codes/``)
 - ``MedicationRequest``/``MedicationStatement`` with status ``active`` by RxNorm or ATC,
   falling back to the text/display; ``medicationReference`` to a contained or bundled
   ``Medication``.
-- ``Patient``: ``birthDate`` (age in completed years at the newest result of the episode)
-  and ``gender``.
+- ``Patient``: ``birthDate`` (age in completed years at the newest result of the episode,
+  or today without results; a partial date counts from its last day, i.e. the youngest
+  possible age) and ``gender``.
+- Context statements (symptom Observations) older than ``window_days`` before the newest
+  result are not used; a "pregnant" status older than 42 weeks is not used.
+
+Resources that refer to more than one patient are refused (InvalidValueError).
 
 Whatever is not used is listed in ``Interpretation.ignored`` with the reason; one bad
 resource never fails the call. Reasons never contain a patient value.
@@ -31,13 +37,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from .. import interpret
 from ..errors import InputError, InvalidValueError
 from ..models import IgnoredInput, Interpretation, Measurement, parse_measurement
 from ..panels import DEFAULT_WINDOW_DAYS, assemble
-from ..profiles import DEFAULT_PROFILE
+from ..profiles import DEFAULT_PROFILE, Profile
 from ..units import ANALYTES, convert
 from ..vocabulary import normalise_condition, normalise_symptom
 from ._common import (
@@ -653,7 +660,7 @@ class _Reader:
 def interpret_fhir(
     resources: object,
     *,
-    profile: str = DEFAULT_PROFILE,
+    profile: str | Path | Profile = DEFAULT_PROFILE,
     window_days: float = DEFAULT_WINDOW_DAYS,
 ) -> Interpretation:
     """Interpret one patient's FHIR R4 resources (a Bundle, or a list of resources).

@@ -11,10 +11,6 @@ X = Any
 INFO, WARNING = Severity.info, Severity.warning
 
 
-def _b12_missing(f: Any, xp: Any) -> X:
-    return xp.not_(f.b12.present | f.holotc.present)
-
-
 @rule(
     "MACROCYTOSIS", area="haematology", severity=INFO,
     title="Macrocytosis",
@@ -23,7 +19,7 @@ def _b12_missing(f: Any, xp: Any) -> X:
     sources=("KAFERLE2009", "SAVAGE2000"),
     why="Macrocytosis (MCV > 100 fL) has a broad differential; B12 and folate should be checked.",
     evidence=(("mcv", "mcv_macrocytosis"),),
-    actions=(order("b12", when=_b12_missing), order("folate")),
+    actions=(order("b12"), order("folate")),
     example={"panel": {"mcv": "106 fL"}},
 )
 def macrocytosis(f: Any, xp: Any) -> X:
@@ -55,7 +51,7 @@ def marked_macrocytosis(f: Any, xp: Any) -> X:
     why="Methotrexate commonly causes macrocytosis, which can hide coexisting B12 deficiency "
     "(S003: RA patients on methotrexate).",
     evidence=(("mcv", "mcv_macrocytosis"), ("b12", "b12_indeterminate_upper")),
-    actions=(order("b12", when=_b12_missing),),
+    actions=(order("b12"),),
     example={"panel": {"mcv": "106 fL"}, "context": {"medications": ["methotrexate 15 mg weekly"]}},
 )
 def macrocytosis_on_methotrexate(f: Any, xp: Any) -> X:

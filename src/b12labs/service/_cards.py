@@ -18,7 +18,6 @@ the feedback endpoint). Text that can carry client data (reported values) is mar
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -51,7 +50,7 @@ _STATUS_PHRASE: Final = {
 _KEY_ANALYTES: Final = ("b12", "holotc", "mma")
 #: Status with no finding: nothing to say (``{"cards": []}``).
 NO_ASSESSMENT: Final = Status.not_assessed
-_MD_SPECIAL: Final = re.compile(r"([\\`*_\[\]<>|~#!{}])")
+_MD_ESCAPES: Final = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~#!{}"})
 _AREAS: Final = {r.code: r.area for r in CATALOGUE}
 _STATUS_AREAS: Final = frozenset({"cobalamin", "metabolites"})
 _CONTEXT_NAMES: Final = {"medications": "active medications", "conditions": "active conditions"}
@@ -59,7 +58,7 @@ _CONTEXT_NAMES: Final = {"medications": "active medications", "conditions": "act
 
 def md(text: object) -> str:
     """Escape text for GitHub-flavoured markdown (no HTML, no links, no table breaks)."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    return " ".join(str(text).split()).translate(_MD_ESCAPES)
 
 
 def summary_text(text: str) -> str:
@@ -269,7 +268,8 @@ def interpretation_cards(
         f"{md(interp.library_version)}. Decision support only, not a diagnosis._"
     )
     status_rules = [f.code for f in interp.findings if _AREAS.get(f.code) in _STATUS_AREAS]
-    top = (status_rules or [f.code for f in interp.findings] or [None])[0]
+    codes = status_rules or [f.code for f in interp.findings]
+    top = codes[0] if codes else None
     status_card = Card(
         uuid=str(uuid.uuid4()),
         summary=_status_summary(interp, reported),

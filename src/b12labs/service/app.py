@@ -221,6 +221,7 @@ class _Service:
         self.verifier = JWTVerifier(config, clock=clock, replay_db=replay_db)
         self.interpret_fhir, self.to_fhir = _fhir_functions()
         self.warm_up()
+        _ = self.client  # open it now (imports, CA bundle), not in the first request
         self.feedback: Counter[tuple[str, str]] = Counter()
         self.discovery = json.dumps(discovery(), separators=(",", ":")).encode("utf-8")
 
@@ -316,6 +317,10 @@ class _Service:
         body = await self.read_json(request)
         if not isinstance(body, dict):
             raise Problem(400, "invalid_request", "the body must be a JSON object")
+        prefetch = body.get("prefetch")
+        if isinstance(prefetch, dict):
+            # Only this service's keys matter (the spec's own example carries a string "user").
+            body["prefetch"] = {k: v for k, v in prefetch.items() if k in service.prefetch}
         try:
             hook_request = HookRequest.model_validate(body)
         except ValidationError as exc:
