@@ -200,6 +200,8 @@ def _evidence(r: Rule, view: _View, used: Mapping[str, float]) -> tuple[Evidence
         spec = ANALYTES[analyte]
         note: str | None = None
         kwargs: dict[str, Any] = {}
+        if limit == "rdw_high" and not f.rdw_high:
+            continue  # a high RDW is cited as supporting evidence; a normal one is not
         if limit is not None:
             t_value, t_unit, t_source, t_key, lab, note = view.limit(limit, analyte)
             kwargs = dict(threshold=t_value, threshold_unit=t_unit, threshold_source=t_source,

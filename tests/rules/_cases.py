@@ -17,6 +17,8 @@ context missing. Format::
         no_actions: ["order 13964-2 MMA"]                       # optional, must be absent
         codes: [B12_DEFICIENT]        # optional, other codes that must be present
         no_codes: [MMA_ELEVATED]      # optional, codes that must be absent
+        evidence: [rdw]               # optional, analytes in the evidence of the file's code
+        no_evidence: [rdw]            # optional, analytes not in that evidence
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class Case:
     no_actions: tuple[str, ...] = ()
     codes: tuple[str, ...] = ()
     no_codes: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    no_evidence: tuple[str, ...] = ()
     file: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -53,7 +57,7 @@ class Case:
 
 
 _KEYS = {"name", "panel", "context", "profile", "fires", "severity", "status", "actions",
-         "no_actions", "codes", "no_codes"}
+         "no_actions", "codes", "no_codes", "evidence", "no_evidence"}
 
 
 def load_cases(directory: Path = CASES_DIR) -> list[Case]:
@@ -78,6 +82,8 @@ def load_cases(directory: Path = CASES_DIR) -> list[Case]:
                 no_actions=tuple(raw.get("no_actions") or ()),
                 codes=tuple(raw.get("codes") or ()),
                 no_codes=tuple(raw.get("no_codes") or ()),
+                evidence=tuple(raw.get("evidence") or ()),
+                no_evidence=tuple(raw.get("no_evidence") or ()),
                 file=path.name,
             ))
     return cases
@@ -91,6 +97,7 @@ class Outcome:
     codes: tuple[str, ...]
     severities: dict[str, str]
     actions: dict[str, tuple[str, ...]]  # per code, action labels
+    evidence: dict[str, tuple[str, ...]] | None = None  # per code, evidence analytes (scalar only)
 
 
 def outcome_from_interpretation(result: Any) -> Outcome:
@@ -107,6 +114,7 @@ def outcome_from_interpretation(result: Any) -> Outcome:
         codes=tuple(result.codes),
         severities={f.code: f.severity.value for f in result.findings},
         actions=actions,
+        evidence={f.code: tuple(e.analyte for e in f.evidence) for f in result.findings},
     )
 
 
@@ -135,4 +143,8 @@ def check(case: Case, out: Outcome) -> list[str]:
         if c in out.codes:
             problems.append(f"code {c} present (codes {out.codes})")
     del all_actions
+    if out.evidence is not None and fired:
+        have = set(out.evidence.get(case.code, ()))
+        problems += [f"evidence {a!r} missing" for a in case.evidence if a not in have]
+        problems += [f"evidence {a!r} present" for a in case.no_evidence if a in have]
     return problems
