@@ -92,7 +92,7 @@ def _add_interpret(sub: Any) -> None:
     )
     for key, spec in ANALYTES.items():
         p.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar="RESULT",
-                       help=f"{spec.name} (e.g. '{_example(key)}')")
+                       help=f"{spec.name} (e.g. '{_example(key)}')".replace("%", "%%"))
     p.add_argument("--age", type=float, help="age in years")
     p.add_argument("--sex", help="female/f, male/m, other, unknown")
     p.add_argument("--pregnant", action="store_true", default=None, help="the patient is pregnant")

@@ -252,6 +252,8 @@ def test_invalid_resource_is_ignored_with_reason_never_crashes() -> None:
     wrong_cmp = observation("2132-9", rid="cmp", valueQuantity={"value": 50, "comparator": "<<",
                                                                   "unit": "pg/mL"})
     got = interpret_fhir([bad, worse, wrong_cmp, "not a resource", {"resourceType": "Nonsense"}])
+    again = interpret_fhir([bad, worse, wrong_cmp, "not a resource", {"resourceType": "Nonsense"}])
+    assert again.ignored == got.ignored  # validation outcomes are cached, not changed
     reasons = ignored_reasons(got)
     assert reasons["Observation/bad"].startswith("fails FHIR R4B validation")
     assert "lots" not in reasons["Observation/worse"]
@@ -588,6 +590,20 @@ def test_to_fhir_skips_inputs_that_were_not_used() -> None:
     out = to_fhir(interp, subject="Patient/b12-pat", inputs=[*res, old, eie])
     validate_bundle(out)
     assert {o["id"] for o in entries(out, "Observation")} == {"b12", "mma", "mcv", "ferritin"}
+
+
+def test_to_fhir_accepts_models_and_observations_without_id() -> None:
+    res = workup()
+    no_id = observation("718-7", value=101, unit="g/L")
+    interp = interpret_fhir([*res, no_id])
+    models = [get_fhir_model_class(r["resourceType"]).model_validate(r) for r in [*res, no_id]]
+    out = to_fhir(interp, subject="Patient/b12-pat", inputs=models)
+    validate_bundle(out)
+    hb_entry = next(e for e in out["entry"] if e["resource"]["resourceType"] == "Observation"
+                    and "id" not in e["resource"])
+    assert b12labs_interpretation(hb_entry["resource"]) == "L"
+    anaemia = next(i for i in entries(out, "DetectedIssue") if i["code"]["coding"][0]["code"] == "ANAEMIA")
+    assert anaemia["implicated"] == [{"reference": hb_entry["fullUrl"], "display": "Hb"}]
 
 
 def test_to_fhir_keeps_the_labs_own_interpretation() -> None:

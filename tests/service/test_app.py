@@ -645,3 +645,52 @@ def test_sqlite_replay_cache_is_shared_between_processes(tmp_path: Path) -> None
     finally:
         worker_a.close()
         worker_b.close()
+
+
+def test_prefetch_keys_of_other_services_are_ignored(client: Client, keys: tuple[Any, Any]) -> None:
+    data = {**s.prefetch(), "user": "123", "hemoglobin-a1c": {"resourceType": "Bundle", "type": "searchset"}}
+    cards = cards_of(call(client, keys, s.patient_view(data)))
+    assert cards[0]["summary"].startswith("B12 status indeterminate")
+
+
+def _serve_args(**kw: Any) -> Any:
+    import argparse
+
+    from b12labs.service._cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    argv = [f"--{k.replace('_', '-')}" if v is True else f"--{k.replace('_', '-')}={v}" for k, v in kw.items()]
+    return parser.parse_args(argv)
+
+
+def test_cli_refuses_to_start_without_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from b12labs.service._cli import run
+
+    assert run(_serve_args()) == 2
+    assert "refusing to start without --config" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text('base_url = "http://cds.example.org"\nallow_unauthenticated = true\n')
+    assert run(_serve_args(config=bad)) == 2
+    err = capsys.readouterr().err
+    assert "base_url" in err and "allow_unauthenticated" in err or "cannot be set" in err
+    assert run(_serve_args(config=tmp_path / "missing.toml")) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_app_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config: ServiceConfig) -> None:
+    from b12labs.service.app import ENV_ALLOW_UNAUTHENTICATED, ENV_BASE_URL, ENV_CONFIG, ENV_REPLAY_DB, app_from_env
+
+    for name in (ENV_CONFIG, ENV_ALLOW_UNAUTHENTICATED, ENV_BASE_URL, ENV_REPLAY_DB):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(RuntimeError, match=ENV_CONFIG):
+        app_from_env()
+    monkeypatch.setenv(ENV_ALLOW_UNAUTHENTICATED, "1")
+    monkeypatch.setenv(ENV_BASE_URL, "http://127.0.0.1:9999")
+    assert app_from_env().state.service.config.base_url == "http://127.0.0.1:9999"
+    monkeypatch.delenv(ENV_ALLOW_UNAUTHENTICATED)
+    monkeypatch.setenv(ENV_CONFIG, str(tmp_path / "service.toml"))
+    monkeypatch.setenv(ENV_REPLAY_DB, str(tmp_path / "jti.sqlite3"))
+    app = app_from_env()
+    assert app.state.service.config == config
+    assert (tmp_path / "jti.sqlite3").exists()

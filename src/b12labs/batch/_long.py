@@ -209,17 +209,14 @@ def _score_long_block(
         reject_frame = reject_frame.sort_values("b12labs_row", kind="stable")
 
     good = block.loc[ok].copy()
-    if good.empty:
-        return _empty_scored(roles, block), reject_frame
     good["__analyte"] = analytes[ok]
-    good["__time"] = times[ok].to_numpy()
-    pid_codes, pid_uniques = pd.factorize(good[roles["patient_id"]].astype("string").fillna(""), sort=False)
+    good["__time"] = times[ok].to_numpy() if len(good) else pd.Series(dtype="datetime64[ns, UTC]")
+    pid_codes, _ = pd.factorize(good[roles["patient_id"]].astype("string").fillna(""), sort=False)
     good["__pid"] = pid_codes
     time_ns = good["__time"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     order = np.lexsort((good["__row"].to_numpy(), time_ns, pid_codes))
     good = good.iloc[order]
-    eps = episode_ids(good["__pid"].to_numpy(), time_ns[order], int(window_days * 86400 * 1e9))
-    good["__episode"] = eps
+    good["__episode"] = episode_ids(good["__pid"].to_numpy(), time_ns[order], int(window_days * 86400 * 1e9))
     newest = good.groupby(["__episode", "__analyte"], sort=False).tail(1)
     grouped = good.groupby("__episode", sort=True)
     wide = pd.DataFrame({
@@ -227,43 +224,39 @@ def _score_long_block(
         "episode_start": grouped["__time"].min().dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "episode_end": grouped["__time"].max().dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
     })
+    # a fixed set of columns for every chunk (every analyte), so streamed output lines up
     cmap = ColumnMap()
-    for key in [k for k in ANALYTES if k in set(newest["__analyte"])]:
+    for key in ANALYTES:
         sub = newest[newest["__analyte"] == key].set_index("__episode")
-        wide[key] = sub[roles["value"]].reindex(wide.index).fillna("")
+        wide[key] = sub[roles["value"]].reindex(wide.index).fillna("").astype("string")
         a = AnalyteColumns(analyte=key, value=key)
         if "unit" in roles:
-            wide[f"{key}_unit"] = sub[roles["unit"]].reindex(wide.index).fillna("")
+            wide[f"{key}_unit"] = sub[roles["unit"]].reindex(wide.index).fillna("").astype("string")
             a.unit_column = f"{key}_unit"
         if not ANALYTES[key].unit_required:
             a.default_unit = ANALYTES[key].default_unit
         for ref in ("ref_low", "ref_high"):
             if ref in roles:
-                wide[f"{key}_{ref}"] = sub[roles[ref]].reindex(wide.index).fillna("")
+                wide[f"{key}_{ref}"] = sub[roles[ref]].reindex(wide.index).fillna("").astype("string")
                 setattr(a, ref, f"{key}_{ref}")
         cmap.analytes[key] = a
     for field_, col in _context_columns([c for c in block.columns if not c.startswith("__")], roles).items():
         nonempty = good[good[col].astype("string").fillna("").str.strip() != ""]
-        wide[field_] = nonempty.groupby("__episode")[col].last().reindex(wide.index).fillna("")
+        wide[field_] = nonempty.groupby("__episode")[col].last().reindex(wide.index).fillna("").astype("string")
         cmap.context[field_] = field_
     if "date_of_birth" in cmap.context:
         wide["collected_at"] = wide["episode_end"]
         cmap.context["collected_at"] = "collected_at"
     wide = wide.reset_index(drop=True)
-    scored = score_frame(wide, profile=profile, decimal=decimal, column_map=cmap) if cmap.analytes else wide
+    scored = score_frame(wide, profile=profile, decimal=decimal, column_map=cmap)
     if "collected_at" in scored.columns and "date_of_birth" in cmap.context:
         scored = scored.drop(columns=["collected_at"])
-    del pid_uniques
     return scored, reject_frame
 
 
 def _empty_rejects(block: pd.DataFrame) -> pd.DataFrame:
     cols = ["b12labs_row", *[c for c in block.columns if c != "__row"], "b12labs_reject_reason"]
     return pd.DataFrame(columns=cols)
-
-
-def _empty_scored(roles: Mapping[str, str], block: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame(columns=[roles["patient_id"], "episode_start", "episode_end"])
 
 
 def score_long(

@@ -28,6 +28,7 @@ from ._cdshooks import Discovery, Service
 
 __all__ = [
     "B12_RETEST_LOINCS",
+    "MMA_LOINC",
     "CONTEXT_LOINCS",
     "FHIR_ID",
     "PREFETCH_TEMPLATES",
@@ -51,10 +52,6 @@ CONTEXT_LOINCS: Final = ("82810-3",)
 #: Orders that repeat B12 screening (total B12, active B12): the ones ``b12-order-check``
 #: questions when a borderline result is already on file.
 B12_RETEST_LOINCS: Final = frozenset(ANALYTES["b12"].loinc + ANALYTES["holotc"].loinc)
-#: Every B12-work-up order the order check recognises (for logging/documentation).
-B12_RELATED_LOINCS: Final = B12_RETEST_LOINCS | frozenset(
-    ANALYTES["mma"].loinc + ANALYTES["homocysteine"].loinc
-)
 MMA_LOINC: Final = ANALYTES["mma"].loinc[0]
 
 

@@ -1,0 +1,296 @@
+"""End to end: a real ``python -m b12labs.service`` process on a loopback port with JWT
+verification on (a ``jwks_file``), called over HTTP with RS384 and ES384 tokens signed here; a
+tiny loopback FHIR server thread for fetching missing prefetch. Marked ``slow``."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+import jwt
+import pytest
+
+from b12labs.service._cdshooks import CDSResponse, Discovery
+from tests._paths import REPO
+from tests.service import _support as s
+from tests.service._support import ig_problems
+
+pytestmark = pytest.mark.slow
+
+STARTUP_SECONDS = 90.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, url: str, proc: subprocess.Popen[bytes], log: Path, keys: tuple[Any, Any]) -> None:
+        self.url = url
+        self.proc = proc
+        self.log = log
+        self.rsa, self.ec = keys
+
+    def aud(self, service: str | None = None) -> str:
+        return f"{self.url}/cds-services" + (f"/{service}" if service else "")
+
+    def headers(self, service: str | None = s.INTERPRETATION, *, ec: bool = False, **kw: Any) -> dict[str, str]:
+        if ec:
+            tok = s.token(self.ec, self.aud(service), alg="ES384", kid=s.EC_KID, **kw)
+        else:
+            tok = s.token(self.rsa, self.aud(service), **kw)
+        return {"Authorization": f"Bearer {tok}"}
+
+
+def start_server(folder: Path, keys: tuple[Any, Any], *extra: str) -> Server:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    jwks = s.write_jwks(
+        folder / "ehr-jwks.json",
+        s.public_jwk(keys[0], s.RSA_KID, "RS384"),
+        s.public_jwk(keys[1], s.EC_KID, "ES384"),
+    )
+    config = s.write_config(folder, jwks, base_url=url, max_body_bytes=64 * 1024, fhir_timeout_seconds=5)
+    log = folder / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "b12labs.service", "--host", "127.0.0.1", "--port", str(port),
+             "--config", str(config), "--log-level", "debug", *extra],
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return Server(url, proc, log, keys)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    stop(proc)
+    raise AssertionError(f"server did not start within {STARTUP_SECONDS:g} s:\n{log.read_text()}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def keys() -> tuple[Any, Any]:
+    return s.rsa_key(), s.ec_key()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Any, Any]) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("e2e"), keys)
+    try:
+        yield srv
+    finally:
+        stop(srv.proc)
+
+
+class _FHIRHandler(BaseHTTPRequestHandler):
+    data: ClassVar[dict[str, Any]] = {}
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        path = urlsplit(self.path).path.removeprefix("/fhir/")
+        key = {
+            f"Patient/{s.PATIENT_ID}": "patient",
+            "Observation": "observations",
+            "MedicationRequest": "medications",
+            "Condition": "conditions",
+        }.get(path)
+        if key is None or self.headers.get("Authorization") != f"Bearer {s.FHIR_TOKEN}":
+            self.send_response(404 if key is None else 401)
+            self.end_headers()
+            return
+        body = json.dumps(self.data[key]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/fhir+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def fhir_server() -> Iterator[tuple[str, type[_FHIRHandler]]]:
+    handler = type("Handler", (_FHIRHandler,), {"data": s.prefetch(with_mma=True), "seen": []})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/fhir", handler
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+def post(server: Server, body: Any, headers: dict[str, str], service: str = s.INTERPRETATION, **kw: Any) -> httpx.Response:
+    return httpx.post(f"{server.url}/cds-services/{service}", json=body, headers=headers, timeout=30, **kw)
+
+
+# --- tests ---------------------------------------------------------------------------------------
+
+
+def test_discovery_rs384(server: Server) -> None:
+    r = httpx.get(f"{server.url}/cds-services", headers=server.headers(None), timeout=30)
+    assert r.status_code == 200
+    doc = Discovery.model_validate(r.json())
+    assert {x.id: x.hook for x in doc.services} == {
+        s.INTERPRETATION: "patient-view",
+        s.ORDER_CHECK: "order-select",
+    }
+
+
+def test_patient_view_es384(server: Server) -> None:
+    r = post(server, s.patient_view(s.prefetch()), server.headers(ec=True))
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    CDSResponse.model_validate(doc)
+    assert ig_problems(doc, "structuredefinition-CDSHooksResponse.json", "CDSHooksResponse") == []
+    status, mtx = doc["cards"]
+    assert status["summary"].startswith("B12 status indeterminate: B12 247 pg/mL")
+    assert status["source"]["url"] == f"{server.url}/rules/B12_INDETERMINATE"
+    assert mtx["indicator"] == "warning"
+    # the card's rule page is served by the service itself
+    page = httpx.get(mtx["source"]["url"], timeout=30)
+    assert page.status_code == 200 and "MACROCYTOSIS_ON_METHOTREXATE" in page.text
+
+
+def test_order_select_rs384(server: Server) -> None:
+    b12 = s.draft_service_request("sr-b12", "2132-9", "Vitamin B12")
+    r = post(server, s.order_select(s.prefetch(), b12), server.headers(s.ORDER_CHECK), s.ORDER_CHECK)
+    assert r.status_code == 200
+    (card,) = r.json()["cards"]
+    assert card["indicator"] == "warning" and "MMA" in card["summary"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda srv: srv.headers(lifetime=-60),
+        lambda srv: srv.headers(s.ORDER_CHECK),
+        lambda srv: srv.headers(iss="https://unknown.example.org"),
+        lambda srv: {
+            "Authorization": "Bearer "
+            + jwt.encode(
+                {"iss": s.ISS, "aud": srv.aud(s.INTERPRETATION), "exp": int(time.time()) + 60,
+                 "iat": int(time.time()), "jti": "unsigned"},
+                None, algorithm="none", headers={"kid": s.RSA_KID},
+            )
+        },
+        lambda srv: {},
+    ],
+    ids=["expired", "wrong-audience", "unknown-issuer", "unsigned", "missing"],
+)
+def test_rejected_tokens(server: Server, make: Any) -> None:
+    r = post(server, s.patient_view(s.prefetch()), make(server))
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    assert r.json()["error"] == "unauthorized"
+
+
+def test_replayed_token(server: Server) -> None:
+    headers = server.headers(ec=True)
+    assert post(server, s.patient_view(s.prefetch()), headers).status_code == 200
+    r = post(server, s.patient_view(s.prefetch()), headers)
+    assert r.status_code == 401 and r.json()["message"] == "replayed jti"
+
+
+def test_oversize_and_malformed(server: Server) -> None:
+    url = f"{server.url}/cds-services/{s.INTERPRETATION}"
+    big = b"{" + b" " * (100 * 1024) + b"}"
+    r = httpx.post(url, content=big, headers={**server.headers(), "Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 413
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"pad": "'
+        for _ in range(100):
+            yield b"x" * 1024
+        yield b'"}'
+
+    r = httpx.post(url, content=chunks(), headers={**server.headers(), "Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 413
+    r = httpx.post(url, content=b'{"hook": ', headers={**server.headers(), "Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 400 and r.json()["error"] == "malformed_json"
+    body = s.patient_view(s.prefetch(), context={"userId": "Practitioner/1"})
+    r = post(server, body, server.headers())
+    assert r.status_code == 400 and r.json()["error"] == "invalid_context"
+
+
+def test_fetch_from_loopback_fhir_server(server: Server, fhir_server: tuple[str, type[_FHIRHandler]]) -> None:
+    base, handler = fhir_server
+    body = s.patient_view(None, fhir=True, fhirServer=base)
+    r = post(server, body, server.headers())
+    assert r.status_code == 200, r.text
+    assert r.json()["cards"][0]["summary"].startswith("B12 deficiency probable")
+    assert len(handler.seen) == 4
+    assert all(auth == f"Bearer {s.FHIR_TOKEN}" for _, auth in handler.seen)
+    # the FHIR server is gone: 412
+    body["fhirServer"] = f"http://127.0.0.1:{free_port()}/fhir"
+    r = post(server, body, server.headers())
+    assert r.status_code == 412 and r.json()["error"] == "precondition_failed"
+
+
+def test_server_log_has_no_patient_data(server: Server) -> None:
+    assert post(server, s.patient_view(s.prefetch(), hookInstance="log-check"), server.headers()).status_code == 200
+    assert post(server, s.patient_view(None), server.headers()).status_code == 412
+    time.sleep(0.3)
+    text = server.log.read_text(encoding="utf-8", errors="replace")
+    assert "route=/cds-services/{id} service=b12-lab-interpretation status=200" in text
+    for secret in s.SECRETS:
+        assert secret not in text, secret
+
+
+def test_refuses_to_start_without_config() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "b12labs.service", "--port", str(free_port())],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "refusing to start without --config" in result.stderr
+
+
+def test_two_workers_share_the_replay_cache(tmp_path: Path, keys: tuple[Any, Any]) -> None:
+    srv = start_server(tmp_path, keys, "--workers", "2")
+    try:
+        headers = srv.headers()
+        assert post(srv, s.patient_view(s.prefetch()), headers).status_code == 200
+        # new connections land on either worker; none may accept the token again
+        for _ in range(8):
+            with httpx.Client(timeout=30) as fresh:
+                r = fresh.post(f"{srv.url}/cds-services/{s.INTERPRETATION}", json=s.patient_view(s.prefetch()), headers=headers)
+            assert r.status_code == 401 and r.json()["message"] == "replayed jti"
+        # TCP_NODELAY on the workers' connections: no ~40 ms Nagle/delayed-ACK stall per request
+        with httpx.Client(timeout=30) as keep_alive:
+            keep_alive.get(f"{srv.url}/healthz")
+            t0 = time.perf_counter()
+            for _ in range(20):
+                assert keep_alive.get(f"{srv.url}/healthz").status_code == 200
+            assert time.perf_counter() - t0 < 0.6
+    finally:
+        stop(srv.proc)
