@@ -145,7 +145,7 @@ def test_loinc_context():
     entries = {e["code"]: e for e in load("loinc-context.toml")["code"]}
     assert entries["82810-3"]["kind"] == "observation"
     assert entries["82810-3"]["context"] == "pregnant"
-    for code, entry in entries.items():
+    for _code, entry in entries.items():
         assert entry["kind"] in {"observation", "answer"}, entry
         if entry["kind"] == "answer":
             assert entry["answer_for"] in entries, entry

@@ -60,7 +60,7 @@ def test_an_optional_feature_without_its_extra_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, module: str, blocked: str, extra: str
 ) -> None:
     for name in list(sys.modules):
-        if name == module or name.startswith(module + ".") or name == blocked or name.startswith(blocked + "."):
+        if name in (module, blocked) or name.startswith(module + ".") or name.startswith(blocked + "."):
             monkeypatch.delitem(sys.modules, name, raising=False)
     monkeypatch.setitem(sys.modules, blocked, None)
     if module == "b12labs.batch._dask":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._interpret import interpret, normalize
 from ._version import __version__
 from .errors import (
     B12LabsError,
@@ -24,7 +25,6 @@ from .errors import (
     UnknownAnalyteError,
     VocabularyError,
 )
-from ._interpret import interpret, normalize
 from .models import (
     Action,
     Evidence,

@@ -37,7 +37,14 @@ CMP_CODES = {None: 0, "<": 1, "<=": 2, ">": 3, ">=": 4}
 
 # status codes (RULES.md §6) and their names
 NOT_ASSESSED, DEFICIENT, UNINTERPRETABLE, PROBABLE, INDETERMINATE, UNLIKELY = range(6)
-STATUS_NAMES = ("not_assessed", "deficient", "uninterpretable", "probable", "indeterminate", "unlikely")
+STATUS_NAMES = (
+    "not_assessed",
+    "deficient",
+    "uninterpretable",
+    "probable",
+    "indeterminate",
+    "unlikely",
+)
 
 X = Any  # a float/bool (scalar shape) or a numpy array (vector shape)
 
@@ -92,9 +99,7 @@ class _Vector:
 
     @staticmethod
     def select(conds: Sequence[X], choices: Sequence[X], default: X) -> X:
-        return np.select(
-            [np.asarray(c, dtype=bool) for c in conds], list(choices), default
-        )
+        return np.select([np.asarray(c, dtype=bool) for c in conds], list(choices), default)
 
     @staticmethod
     def isnan(x: X) -> X:
@@ -200,18 +205,30 @@ _NAN = math.nan
 
 # lab reference intervals replace these profile limits (RULES.md §4)
 REF_HIGH_REPLACES = {
-    "mma": "mma_elevated", "homocysteine": "homocysteine_elevated", "mcv": "mcv_macrocytosis",
-    "rdw": "rdw_high", "crp": "crp_inflammation", "b12": "b12_high",
+    "mma": "mma_elevated",
+    "homocysteine": "homocysteine_elevated",
+    "mcv": "mcv_macrocytosis",
+    "rdw": "rdw_high",
+    "crp": "crp_inflammation",
+    "b12": "b12_high",
 }
 REF_LOW_REPLACES = {"folate": "folate_low", "ferritin": "ferritin_low", "hb": "hb_anaemia"}
 
 INFLAMMATORY_CONDITIONS = (
-    "rheumatoid_arthritis", "inflammatory_bowel_disease", "crohns_disease",
-    "chronic_kidney_disease", "heart_failure",
+    "rheumatoid_arthritis",
+    "inflammatory_bowel_disease",
+    "crohns_disease",
+    "chronic_kidney_disease",
+    "heart_failure",
 )
 MALABSORPTION_CONDITIONS = (
-    "pernicious_anaemia", "autoimmune_gastritis", "gastrectomy", "bariatric_surgery",
-    "ileal_resection", "crohns_disease", "coeliac_disease",
+    "pernicious_anaemia",
+    "autoimmune_gastritis",
+    "gastrectomy",
+    "bariatric_surgery",
+    "ileal_resection",
+    "crohns_disease",
+    "coeliac_disease",
 )
 
 
@@ -272,10 +289,58 @@ class Facts:
     limit_from_lab: dict[str, X]
     hb_limit_which: X
 
+    # derived features (bools/floats, or arrays of them), set by derive()
+    anaemia: X
+    anaemia_moderate: X
+    anaemia_severe: X
+    any_symptom: X
+    b12_deficient: X
+    b12_deficient_or_indeterminate: X
+    b12_high: X
+    b12_indeterminate: X
+    b12_undecided: X
+    b12_unlikely: X
+    censored_undecided: X
+    cobalamin_low: X
+    cobalamin_unlikely: X
+    creatinine_high: X
+    crp_high: X
+    diet: X
+    folate_borderline: X
+    folate_low: X
+    hcy_elevated: X
+    holotc_deficient: X
+    holotc_deficient_or_indeterminate: X
+    holotc_indeterminate: X
+    holotc_undecided: X
+    holotc_unlikely: X
+    if_measured: X
+    if_positive: X
+    inflammation: X
+    iron_deficiency: X
+    iron_deficiency_inflammation: X
+    iron_deficiency_plain: X
+    macrocytosis: X
+    malabsorption: X
+    marked_macrocytosis: X
+    mma_elevated: X
+    mma_limit_older: X
+    mma_marked: X
+    mma_not_elevated: X
+    mma_renal_caveat: X
+    mma_undecided: X
+    neuro: X
+    nitrous: X
+    rbc_folate_low: X
+    rdw_high: X
+    recent_treatment: X
+    renal: X
+    tsat_derived: X
+    under_age: X
+    usable: X
 
-def _limit(
-    f: Facts, xp: Any, name: str, base: X, lab: X
-) -> X:
+
+def _limit(f: Facts, xp: Any, name: str, base: X, lab: X) -> X:
     """A profile limit replaced, row by row, by the lab's own interval where one was given."""
     has_lab = lab == lab
     f.limit_from_lab[name] = has_lab
@@ -289,8 +354,22 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     f = Facts(raw, profile, xp)
     values, cmp = raw.values, raw.cmp
     for key in (
-        "b12", "holotc", "mma", "homocysteine", "mcv", "hb", "rdw", "ferritin", "tsat", "iron",
-        "tibc", "folate", "rbc_folate", "creatinine", "egfr", "crp",
+        "b12",
+        "holotc",
+        "mma",
+        "homocysteine",
+        "mcv",
+        "hb",
+        "rdw",
+        "ferritin",
+        "tsat",
+        "iron",
+        "tibc",
+        "folate",
+        "rbc_folate",
+        "creatinine",
+        "egfr",
+        "crp",
     ):
         setattr(f, key, Measure(values.get(key, _NAN), cmp.get(key, 0), xp))
     rh, rl = raw.ref_high, raw.ref_low
@@ -309,7 +388,9 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     f.b12_indeterminate = b12.ge(b12_low) & b12.le(b12_upper)
     f.b12_deficient_or_indeterminate = b12.le(b12_upper)
     f.b12_undecided = b12.present & xp.not_(f.b12_deficient | f.b12_unlikely | f.b12_indeterminate)
-    f.b12_high = b12.gt(_limit(f, xp, "b12_high", band.get("b12_high", p["b12_high"]), rh.get("b12", _NAN)))
+    f.b12_high = b12.gt(
+        _limit(f, xp, "b12_high", band.get("b12_high", p["b12_high"]), rh.get("b12", _NAN))
+    )
 
     h_low = band.get("holotc_deficient", p["holotc_deficient"])
     h_upper = band.get("holotc_indeterminate_upper", p["holotc_indeterminate_upper"])
@@ -319,7 +400,9 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     f.holotc_unlikely = h.gt(h_upper)
     f.holotc_indeterminate = h.ge(h_low) & h.le(h_upper)
     f.holotc_deficient_or_indeterminate = h.le(h_upper)
-    f.holotc_undecided = h.present & xp.not_(f.holotc_deficient | f.holotc_unlikely | f.holotc_indeterminate)
+    f.holotc_undecided = h.present & xp.not_(
+        f.holotc_deficient | f.holotc_unlikely | f.holotc_indeterminate
+    )
 
     # "deficient or indeterminate": also true for a censored value lying wholly in those bands
     f.cobalamin_low = f.b12_deficient_or_indeterminate | f.holotc_deficient_or_indeterminate
@@ -328,7 +411,13 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     # MMA: age-specific limit (under-65 limit when age unknown), lab ref_high replaces it
     older = raw.age >= p["mma_older_age"]
     f.mma_limit_older = older
-    mma_limit = _limit(f, xp, "mma_elevated", xp.where(older, p["mma_elevated_older"], p["mma_elevated"]), rh.get("mma", _NAN))
+    mma_limit = _limit(
+        f,
+        xp,
+        "mma_elevated",
+        xp.where(older, p["mma_elevated_older"], p["mma_elevated"]),
+        rh.get("mma", _NAN),
+    )
     f.mma_elevated = f.mma.gt(mma_limit)
     f.mma_not_elevated = f.mma.le(mma_limit)
     f.mma_undecided = f.mma.present & xp.not_(f.mma_elevated | f.mma_not_elevated)
@@ -340,7 +429,9 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     f.mma_renal_caveat = f.mma_elevated & f.renal
 
     f.hcy_elevated = f.homocysteine.gt(
-        _limit(f, xp, "homocysteine_elevated", p["homocysteine_elevated"], rh.get("homocysteine", _NAN))
+        _limit(
+            f, xp, "homocysteine_elevated", p["homocysteine_elevated"], rh.get("homocysteine", _NAN)
+        )
     )
 
     # folate
@@ -350,7 +441,9 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     f.rbc_folate_low = f.rbc_folate.lt(p["rbc_folate_low"])
 
     # haematology
-    f.macrocytosis = f.mcv.gt(_limit(f, xp, "mcv_macrocytosis", p["mcv_macrocytosis"], rh.get("mcv", _NAN)))
+    f.macrocytosis = f.mcv.gt(
+        _limit(f, xp, "mcv_macrocytosis", p["mcv_macrocytosis"], rh.get("mcv", _NAN))
+    )
     f.marked_macrocytosis = f.mcv.gt(p["mcv_marked"])
     f.rdw_high = f.rdw.gt(_limit(f, xp, "rdw_high", p["rdw_high"], rh.get("rdw", _NAN)))
 
@@ -359,25 +452,35 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     # 0 male/unknown (the higher, more sensitive limit), 1 female, 2 pregnant
     f.hb_limit_which = xp.where(pregnant, 2, xp.where(female, 1, 0))
     hb_who = xp.where(
-        pregnant, p["hb_anaemia_pregnant"], xp.where(female, p["hb_anaemia_female"], p["hb_anaemia_male"])
+        pregnant,
+        p["hb_anaemia_pregnant"],
+        xp.where(female, p["hb_anaemia_female"], p["hb_anaemia_male"]),
     )
     f.anaemia = f.hb.lt(_limit(f, xp, "hb_anaemia", hb_who, rl.get("hb", _NAN)))
     f.anaemia_severe = f.hb.lt(xp.where(pregnant, p["hb_severe_pregnant"], p["hb_severe"]))
     f.anaemia_moderate = f.hb.lt(xp.where(pregnant, p["hb_moderate_pregnant"], p["hb_moderate"]))
 
     # iron; TSAT derived from iron and TIBC when it was not reported (RULES.md §2)
-    derivable = xp.isnan(values.get("tsat", _NAN)) & f.iron.present & f.tibc.present \
+    derivable = (
+        xp.isnan(values.get("tsat", _NAN))
+        & f.iron.present
+        & f.tibc.present
         & xp.not_(f.iron.censored | f.tibc.censored)
+    )
     f.tsat_derived = derivable
     if xp is SCALAR:
         if derivable:
             f.tsat = Measure(round(f.iron.value / f.tibc.value * 100.0, 10), 0, xp)
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
-            derived = np.where(derivable, np.round(f.iron.value / f.tibc.value * 100.0, 10), f.tsat.value)
+            derived = np.where(
+                derivable, np.round(f.iron.value / f.tibc.value * 100.0, 10), f.tsat.value
+            )
         f.tsat = Measure(derived, np.where(derivable, 0, cmp.get("tsat", 0)), xp)
 
-    f.crp_high = f.crp.gt(_limit(f, xp, "crp_inflammation", p["crp_inflammation"], rh.get("crp", _NAN)))
+    f.crp_high = f.crp.gt(
+        _limit(f, xp, "crp_inflammation", p["crp_inflammation"], rh.get("crp", _NAN))
+    )
     f.inflammation = f.any_cond(INFLAMMATORY_CONDITIONS) | f.crp_high
     ferritin_limit = _limit(f, xp, "ferritin_low", p["ferritin_low"], rl.get("ferritin", _NAN))
     f.iron_deficiency_plain = f.ferritin.lt(ferritin_limit)
@@ -395,7 +498,8 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     f.if_positive = raw.if_positive
     f.if_measured = raw.if_positive | raw.if_negative
     f.recent_treatment = (
-        (raw.treatment == 1) | (raw.treatment == 2)
+        (raw.treatment == 1)
+        | (raw.treatment == 2)
         | (raw.days_since_injection <= p["b12_injection_recent"])
         | f.med("b12_product")
     )

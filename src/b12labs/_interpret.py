@@ -78,15 +78,23 @@ def panel_inputs(
             band[tkey] = profile.band(tkey, m.unit)[0]
     symptoms = context.symptoms
     raw = RawInputs(
-        values=values, cmp=cmp, ref_low=ref_low, ref_high=ref_high, band=band,
-        implausible=implausible, if_positive=if_positive, if_negative=if_negative,
+        values=values,
+        cmp=cmp,
+        ref_low=ref_low,
+        ref_high=ref_high,
+        band=band,
+        implausible=implausible,
+        if_positive=if_positive,
+        if_negative=if_negative,
         age=context.age if context.age is not None else math.nan,
         sex=_SEX.get(context.sex, 0),
         pregnant=bool(context.pregnant),
         nitrous_oxide=bool(context.nitrous_oxide_exposure),
         treatment=_TREATMENT[context.b12_treatment],
         days_since_injection=(
-            context.days_since_b12_injection if context.days_since_b12_injection is not None else math.nan
+            context.days_since_b12_injection
+            if context.days_since_b12_injection is not None
+            else math.nan
         ),
         conditions=dict.fromkeys(context.conditions, True),
         symptoms=dict.fromkeys(symptoms, True),
@@ -101,7 +109,10 @@ class _View:
     """What message templates and evidence read: reported values and effective limits."""
 
     def __init__(
-        self, f: Facts, measurements: Mapping[str, Measurement], context: PatientContext,
+        self,
+        f: Facts,
+        measurements: Mapping[str, Measurement],
+        context: PatientContext,
         implausible: Mapping[str, bool],
     ) -> None:
         self.facts = f
@@ -120,7 +131,9 @@ class _View:
             return f"{name}_pregnant"
         return name
 
-    def limit(self, name: str, analyte: str | None) -> tuple[float, str, str | None, str, bool, str | None]:
+    def limit(
+        self, name: str, analyte: str | None
+    ) -> tuple[float, str, str | None, str, bool, str | None]:
         """(value, unit, source, threshold key, from lab, note) of a limit as compared."""
         f = self.facts
         profile = f.profile
@@ -131,7 +144,11 @@ class _View:
         t = profile.thresholds[key]
         spec = THRESHOLDS[key]
         note = None
-        if name == "hb_anaemia" and f.hb_limit_which == 0 and self.context.sex in ("other", "unknown"):
+        if (
+            name == "hb_anaemia"
+            and f.hb_limit_which == 0
+            and self.context.sex in ("other", "unknown")
+        ):
             note = "sex unknown or other: the higher (male) threshold applies"
         if name == "mma_elevated" and self.context.age is None:
             note = "age unknown: the under-65 limit applies"
@@ -170,7 +187,10 @@ class _View:
             from .vocabulary import match_medication
 
             cls = key[5:]
-            return ", ".join(m for m in self.context.medications if cls in match_medication(m).classes) or "none"
+            return (
+                ", ".join(m for m in self.context.medications if cls in match_medication(m).classes)
+                or "none"
+            )
         if key == "age":
             return f"{self.context.age:g} years" if self.context.age is not None else "unknown"
         if key == "censored":
@@ -204,11 +224,24 @@ def _evidence(r: Rule, view: _View, used: Mapping[str, float]) -> tuple[Evidence
             continue  # a high RDW is cited as supporting evidence; a normal one is not
         if limit is not None:
             t_value, t_unit, t_source, t_key, lab, note = view.limit(limit, analyte)
-            kwargs = dict(threshold=t_value, threshold_unit=t_unit, threshold_source=t_source,
-                          threshold_name=t_key, lab_interval=lab)
+            kwargs = dict(
+                threshold=t_value,
+                threshold_unit=t_unit,
+                threshold_source=t_source,
+                threshold_name=t_key,
+                lab_interval=lab,
+            )
         if derived_tsat:
-            out.append(Evidence(analyte="tsat", reported=None, value=f.tsat.value, unit="%",
-                                note="derived from iron and TIBC (iron / TIBC x 100)", **kwargs))
+            out.append(
+                Evidence(
+                    analyte="tsat",
+                    reported=None,
+                    value=f.tsat.value,
+                    unit="%",
+                    note="derived from iron and TIBC (iron / TIBC x 100)",
+                    **kwargs,
+                )
+            )
             continue
         assert m is not None
         if spec.qualitative:
@@ -218,17 +251,34 @@ def _evidence(r: Rule, view: _View, used: Mapping[str, float]) -> tuple[Evidence
         unit = spec.canonical_unit
         if analyte in view.implausible:
             note = "outside the plausible range: not used"
-            value = round_sig(m.value * resolve_unit(analyte, m.unit).factor) if m.value is not None and m.unit else m.value
-        elif limit is not None and not kwargs["lab_interval"] and THRESHOLDS[kwargs["threshold_name"]].band and m.value is not None and m.unit:
+            value = (
+                round_sig(m.value * resolve_unit(analyte, m.unit).factor)
+                if m.value is not None and m.unit
+                else m.value
+            )
+        elif (
+            limit is not None
+            and not kwargs["lab_interval"]
+            and THRESHOLDS[kwargs["threshold_name"]].band
+            and m.value is not None
+            and m.unit
+        ):
             unit = kwargs["threshold_unit"]
             value = convert(m.value, analyte, m.unit, unit)
         if r.code == "VALUE_CENSORED":
             decided = _censored_decided(f, analyte)
             note = decided
-        out.append(Evidence(
-            analyte=analyte, reported=m.text(), value=value, unit=unit,
-            comparator=m.comparator, note=note, **kwargs,
-        ))
+        out.append(
+            Evidence(
+                analyte=analyte,
+                reported=m.text(),
+                value=value,
+                unit=unit,
+                comparator=m.comparator,
+                note=note,
+                **kwargs,
+            )
+        )
     return tuple(out)
 
 
@@ -277,14 +327,21 @@ def interpret(
     findings = []
     for neg_rank, _, r in fired:
         actions = tuple(
-            Action(kind=a.kind, test=a.test, loinc=a.loinc)  # type: ignore[arg-type]
-            for a in r.actions if a.when is None or a.when(f, SCALAR)
+            Action.model_validate({"kind": a.kind, "test": a.test, "loinc": a.loinc})
+            for a in r.actions
+            if a.when is None or a.when(f, SCALAR)
         )
-        findings.append(Finding(
-            code=r.code, severity=_SEVERITIES[-neg_rank], title=r.title,
-            message=_message(r, view), evidence=_evidence(r, view, used), actions=actions,
-            sources=r.citations(),
-        ))
+        findings.append(
+            Finding(
+                code=r.code,
+                severity=_SEVERITIES[-neg_rank],
+                title=r.title,
+                message=_message(r, view),
+                evidence=_evidence(r, view, used),
+                actions=actions,
+                sources=r.citations(),
+            )
+        )
     status = STATUS_NAMES[f.status]
     urgent = tuple(fd.title for fd in findings if fd.severity is Severity.critical)
     action_phrases = tuple(dict.fromkeys(_phrase(a) for fd in findings for a in fd.actions))

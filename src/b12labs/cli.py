@@ -21,17 +21,29 @@ from .units import ANALYTES
 __all__ = ["main"]
 
 _COLOURS = {
-    "critical": "\033[1;31m", "warning": "\033[33m", "info": "\033[36m",
-    "deficient": "\033[1;31m", "probable": "\033[1;33m", "indeterminate": "\033[33m",
-    "unlikely": "\033[32m", "uninterpretable": "\033[35m", "not_assessed": "\033[2m",
-    "bold": "\033[1m", "dim": "\033[2m", "reset": "\033[0m",
+    "critical": "\033[1;31m",
+    "warning": "\033[33m",
+    "info": "\033[36m",
+    "deficient": "\033[1;31m",
+    "probable": "\033[1;33m",
+    "indeterminate": "\033[33m",
+    "unlikely": "\033[32m",
+    "uninterpretable": "\033[35m",
+    "not_assessed": "\033[2m",
+    "bold": "\033[1m",
+    "dim": "\033[2m",
+    "reset": "\033[0m",
 }
 
 
 class _Style:
     def __init__(self, stream: TextIO, colour: bool | None = None) -> None:
         if colour is None:
-            colour = stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+            colour = (
+                stream.isatty()
+                and "NO_COLOR" not in os.environ
+                and os.environ.get("TERM") != "dumb"
+            )
         self.colour = colour
 
     def __call__(self, text: str, kind: str) -> str:
@@ -46,11 +58,17 @@ def render_text(result: Any, style: _Style, label: str | None = None) -> str:
     if label:
         lines.append(style(label, "bold"))
     status = result.status.value
-    lines.append(f"Status: {style(status.upper().replace('_', ' '), status)}"
-                 f"   (profile {result.profile_id} v{result.profile_version}, b12labs {result.library_version})")
+    lines.append(
+        f"Status: {style(status.upper().replace('_', ' '), status)}"
+        f"   (profile {result.profile_id} v{result.profile_version}, b12labs {result.library_version})"
+    )
     if result.values:
-        vals = ", ".join(f"{k} {v:g} {ANALYTES[k].canonical_unit}" if not ANALYTES[k].qualitative
-                         else f"{k} {'positive' if v else 'negative'}" for k, v in result.values.items())
+        vals = ", ".join(
+            f"{k} {v:g} {ANALYTES[k].canonical_unit}"
+            if not ANALYTES[k].qualitative
+            else f"{k} {'positive' if v else 'negative'}"
+            for k, v in result.values.items()
+        )
         lines.append(style(f"Values used: {vals}", "dim"))
     if not result.findings:
         lines.append("No findings.")
@@ -64,8 +82,10 @@ def render_text(result: Any, style: _Style, label: str | None = None) -> str:
             if e.value is not None and e.unit:
                 parts.append(f"= {e.value:g} {e.unit}")
             if e.threshold is not None:
-                parts.append(f"vs {e.threshold:g} {e.threshold_unit}"
-                             + (" (lab interval)" if e.lab_interval else ""))
+                parts.append(
+                    f"vs {e.threshold:g} {e.threshold_unit}"
+                    + (" (lab interval)" if e.lab_interval else "")
+                )
             if e.note:
                 parts.append(f"[{e.note}]")
             lines.append(style("  · " + " ".join(parts), "dim"))
@@ -77,7 +97,9 @@ def render_text(result: Any, style: _Style, label: str | None = None) -> str:
             lines.append(style("  Sources: " + "; ".join(f.sources), "dim"))
     if result.unrecognised_medications:
         lines.append("")
-        lines.append("Medications not recognised (ignored): " + ", ".join(result.unrecognised_medications))
+        lines.append(
+            "Medications not recognised (ignored): " + ", ".join(result.unrecognised_medications)
+        )
     lines.append("")
     lines.append(style("Comment: ", "bold") + result.comment)
     return "\n".join(lines)
@@ -91,30 +113,56 @@ def _add_interpret(sub: Any) -> None:
         "--b12 '250 pg/mL' --mma '0.6 umol/L'. Decision support, not a diagnosis.",
     )
     for key, spec in ANALYTES.items():
-        p.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar="RESULT",
-                       help=f"{spec.name} (e.g. '{_example(key)}')".replace("%", "%%"))
+        p.add_argument(
+            f"--{key.replace('_', '-')}",
+            dest=key,
+            metavar="RESULT",
+            help=f"{spec.name} (e.g. '{_example(key)}')".replace("%", "%%"),
+        )
     p.add_argument("--age", type=float, help="age in years")
     p.add_argument("--sex", help="female/f, male/m, other, unknown")
     p.add_argument("--pregnant", action="store_true", default=None, help="the patient is pregnant")
     p.add_argument("--symptom", action="append", default=[], help="a symptom (repeatable)")
     p.add_argument("--condition", action="append", default=[], help="a condition (repeatable)")
-    p.add_argument("--medication", action="append", default=[], help="a medication, free text (repeatable)")
-    p.add_argument("--nitrous-oxide", action="store_true", default=None, help="nitrous oxide exposure")
+    p.add_argument(
+        "--medication", action="append", default=[], help="a medication, free text (repeatable)"
+    )
+    p.add_argument(
+        "--nitrous-oxide", action="store_true", default=None, help="nitrous oxide exposure"
+    )
     p.add_argument("--b12-treatment", choices=["none", "oral", "injection"])
     p.add_argument("--days-since-b12-injection", type=float)
-    p.add_argument("--profile", default="nice-ng239-2024", help="profile id or path to a local profile TOML")
-    p.add_argument("--decimal", default=".", choices=[".", ","], help="decimal separator of the values")
+    p.add_argument(
+        "--profile", default="nice-ng239-2024", help="profile id or path to a local profile TOML"
+    )
+    p.add_argument(
+        "--decimal", default=".", choices=[".", ","], help="decimal separator of the values"
+    )
     p.add_argument("--file", type=Path, help="a JSON file: a list of {label, panel, context}")
     p.add_argument("--json", action="store_true", help="print the interpretation as JSON")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 
 
 def _example(key: str) -> str:
-    return {"b12": "250 pg/mL", "holotc": "40 pmol/L", "mma": "0.45 umol/L",
-            "homocysteine": "18 umol/L", "mcv": "104 fL", "hb": "11.5 g/dL", "rdw": "15.5 %",
-            "ferritin": "12 ng/mL", "tsat": "14 %", "iron": "40 ug/dL", "tibc": "400 ug/dL",
-            "folate": "3.5 ng/mL", "rbc_folate": "300 nmol/L", "creatinine": "1.1 mg/dL",
-            "egfr": "55 mL/min/1.73m2", "crp": "12 mg/L", "if_antibody": "positive"}[key]
+    return {
+        "b12": "250 pg/mL",
+        "holotc": "40 pmol/L",
+        "mma": "0.45 umol/L",
+        "homocysteine": "18 umol/L",
+        "mcv": "104 fL",
+        "hb": "11.5 g/dL",
+        "rdw": "15.5 %",
+        "ferritin": "12 ng/mL",
+        "tsat": "14 %",
+        "iron": "40 ug/dL",
+        "tibc": "400 ug/dL",
+        "folate": "3.5 ng/mL",
+        "rbc_folate": "300 nmol/L",
+        "creatinine": "1.1 mg/dL",
+        "egfr": "55 mL/min/1.73m2",
+        "crp": "12 mg/L",
+        "if_antibody": "positive",
+    }[key]
 
 
 def _run_interpret(args: argparse.Namespace) -> int:
@@ -130,8 +178,12 @@ def _run_interpret(args: argparse.Namespace) -> int:
         for i, item in enumerate(items):
             label = item.get("label") or f"panel {i + 1}"
             try:
-                result = interpret(item.get("panel", {}), item.get("context"), profile=args.profile,
-                                   decimal=args.decimal)
+                result = interpret(
+                    item.get("panel", {}),
+                    item.get("context"),
+                    profile=args.profile,
+                    decimal=args.decimal,
+                )
             except B12LabsError as exc:
                 if args.json:
                     outputs.append({"label": label, "error": str(exc)})
@@ -200,7 +252,10 @@ def _run_simple(args: argparse.Namespace) -> int:
         if args.check:
             drift = check(args.docs_dir)
             if drift:
-                print("generated docs are stale; run `make docs`:\n  " + "\n  ".join(drift), file=sys.stderr)
+                print(
+                    "generated docs are stale; run `make docs`:\n  " + "\n  ".join(drift),
+                    file=sys.stderr,
+                )
                 return 1
             print("docs up to date")
             return 0
@@ -220,16 +275,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_interpret(sub)
-    try:
-        from .batch.cli import add_arguments as add_score
-    except ImportError:  # pragma: no cover - the batch package is part of the core
-        add_score = None
-    if add_score is not None:
-        add_score(sub.add_parser("score", help="score a CSV/Parquet/Excel export (wide or long)",
-                                 description="Score a lab export: every input row comes back, in order, "
-                                 "with a status, findings and a reason when it cannot be scored."))
-    serve = sub.add_parser("serve", help="run the CDS Hooks service (extra 'service')",
-                           description="Run the CDS Hooks 2.0 service.")
+    from .batch.cli import add_arguments as add_score
+
+    if True:
+        add_score(
+            sub.add_parser(
+                "score",
+                help="score a CSV/Parquet/Excel export (wide or long)",
+                description="Score a lab export: every input row comes back, in order, "
+                "with a status, findings and a reason when it cannot be scored.",
+            )
+        )
+    serve = sub.add_parser(
+        "serve",
+        help="run the CDS Hooks service (extra 'service')",
+        description="Run the CDS Hooks 2.0 service.",
+    )
     try:
         from .service._cli import add_arguments as add_serve
     except ImportError:

@@ -117,6 +117,5 @@ class MissingExtraError(B12LabsError, ImportError):
         self.feature = feature
         self.extra = extra
         super().__init__(
-            f"{feature} needs the optional dependency {missing!r}: "
-            f"pip install 'b12labs[{extra}]'"
+            f"{feature} needs the optional dependency {missing!r}: pip install 'b12labs[{extra}]'"
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import (
@@ -47,13 +47,29 @@ __all__ = [
 
 Comparator = Literal["<", "<=", ">", ">="]
 _COMPARATORS: dict[str, Comparator] = {
-    "<": "<", "<=": "<=", "=<": "<=", "≤": "<=", ">": ">", ">=": ">=", "=>": ">=", "≥": ">=",
+    "<": "<",
+    "<=": "<=",
+    "=<": "<=",
+    "≤": "<=",
+    ">": ">",
+    ">=": ">=",
+    "=>": ">=",
+    "≥": ">=",
 }
 _QUALITATIVE = {
-    "positive": "positive", "pos": "positive", "detected": "positive", "+": "positive",
-    "reactive": "positive", "present": "positive",
-    "negative": "negative", "neg": "negative", "not detected": "negative", "-": "negative",
-    "non-reactive": "negative", "nonreactive": "negative", "absent": "negative",
+    "positive": "positive",
+    "pos": "positive",
+    "detected": "positive",
+    "+": "positive",
+    "reactive": "positive",
+    "present": "positive",
+    "negative": "negative",
+    "neg": "negative",
+    "not detected": "negative",
+    "-": "negative",
+    "non-reactive": "negative",
+    "nonreactive": "negative",
+    "absent": "negative",
 }
 _NUMBER = r"[+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+)(?:[eE][+-]?\d+)?"
 _MEASUREMENT_RE = re.compile(
@@ -133,19 +149,19 @@ def _check_value(value: float, analyte: str, reported: object) -> float:
     return value
 
 
-def _parse_text(
-    analyte: str, text: str, decimal: str, unit: str | None
-) -> Measurement:
+def _parse_text(analyte: str, text: str, decimal: str, unit: str | None) -> Measurement:
     spec = ANALYTES[analyte]
     stripped = text.strip()
     if spec.qualitative:
         q = _QUALITATIVE.get(stripped.lower())
         if q is None:
             raise InvalidValueError(
-                "not a qualitative result", analyte=analyte, reported=text,
+                "not a qualitative result",
+                analyte=analyte,
+                reported=text,
                 accepted="positive, negative",
             )
-        return Measurement(qualitative=q, reported=stripped)  # type: ignore[arg-type]
+        return Measurement(qualitative=q, reported=stripped)
     m = _MEASUREMENT_RE.match(stripped)
     if m is None:
         raise InvalidValueError(
@@ -175,7 +191,9 @@ def _parse_text(
                 analyte=analyte,
                 reported=text,
             )
-    return Measurement(value=value, unit=text_unit or unit, comparator=comparator, reported=stripped)
+    return Measurement(
+        value=value, unit=text_unit or unit, comparator=comparator, reported=stripped
+    )
 
 
 def _with_unit(analyte: str, m: Measurement) -> Measurement:
@@ -227,7 +245,10 @@ def parse_measurement(
         value = data.get("value")
         if isinstance(value, str):
             base = _parse_text(analyte, value, decimal, data.get("unit") or unit)
-            data = {**base.model_dump(exclude_none=True), **{k: v for k, v in data.items() if k != "value"}}
+            data = {
+                **base.model_dump(exclude_none=True),
+                **{k: v for k, v in data.items() if k != "value"},
+            }
             data.setdefault("unit", base.unit)
             if base.value is not None:
                 data["value"] = base.value
@@ -246,7 +267,9 @@ def parse_measurement(
         try:
             m = Measurement.model_validate(data)
         except ValueError as exc:
-            raise InvalidValueError(_first_error(exc), analyte=analyte, reported=dict(raw)) from None
+            raise InvalidValueError(
+                _first_error(exc), analyte=analyte, reported=dict(raw)
+            ) from None
     else:
         raise InvalidValueError(
             f"cannot read a {type(raw).__name__} as a measurement",
@@ -329,7 +352,7 @@ class LabPanel(BaseModel):
             raise InvalidValueError(
                 f"a panel must be a mapping or a LabPanel, not {type(panel).__name__}"
             )
-        return cls.model_construct(**parse_panel(panel, decimal=decimal))
+        return cls.model_construct(None, **parse_panel(panel, decimal=decimal))
 
     def measurements(self) -> dict[str, Measurement]:
         """The results present, keyed by analyte, in catalogue order."""
@@ -363,10 +386,18 @@ def parse_bool(value: object, field: str) -> bool | None:
 
 
 _SEX = {
-    "female": "female", "f": "female", "woman": "female",
-    "male": "male", "m": "male", "man": "male",
-    "other": "other", "o": "other", "x": "other",
-    "unknown": "unknown", "u": "unknown", "": "unknown",
+    "female": "female",
+    "f": "female",
+    "woman": "female",
+    "male": "male",
+    "m": "male",
+    "man": "male",
+    "other": "other",
+    "o": "other",
+    "x": "other",
+    "unknown": "unknown",
+    "u": "unknown",
+    "": "unknown",
 }
 
 
@@ -438,8 +469,14 @@ class PatientContext(BaseModel):
             t = v.strip().lower()
             if not t:
                 return None
-            aliases = {"im": "injection", "intramuscular": "injection", "injections": "injection",
-                       "tablets": "oral", "tablet": "oral", "no": "none"}
+            aliases = {
+                "im": "injection",
+                "intramuscular": "injection",
+                "injections": "injection",
+                "tablets": "oral",
+                "tablet": "oral",
+                "no": "none",
+            }
             return aliases.get(t, t)
         return v
 
@@ -507,7 +544,7 @@ class PatientContext(BaseModel):
 _EMPTY_CONTEXT = PatientContext()
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """Finding severity, ordered ``info`` < ``warning`` < ``critical``."""
 
     info = "info"
@@ -522,7 +559,7 @@ class Severity(str, Enum):
 _SEVERITY_RANK = {Severity.info: 1, Severity.warning: 2, Severity.critical: 3}
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Overall status of RULES.md §6."""
 
     deficient = "deficient"
@@ -542,14 +579,19 @@ class Evidence(_Out):
 
     analyte: str
     reported: str | None = Field(default=None, description="the result as reported")
-    value: float | None = Field(default=None, description="value in `unit` (canonical unless a band was compared in the published unit)")
+    value: float | None = Field(
+        default=None,
+        description="value in `unit` (canonical unless a band was compared in the published unit)",
+    )
     unit: str | None = None
     comparator: Comparator | None = None
     threshold: float | None = None
     threshold_unit: str | None = None
     threshold_source: str | None = None
     threshold_name: str | None = Field(default=None, description="profile threshold key")
-    lab_interval: bool = Field(default=False, description="the lab's own reference interval replaced the profile limit")
+    lab_interval: bool = Field(
+        default=False, description="the lab's own reference interval replaced the profile limit"
+    )
     note: str | None = None
 
 
@@ -591,7 +633,9 @@ class Interpretation(_Out):
     profile_version: str
     library_version: str
     unrecognised_medications: tuple[str, ...] = ()
-    ignored: tuple[IgnoredInput, ...] = Field(default=(), description="inputs received but not used, with the reason")
+    ignored: tuple[IgnoredInput, ...] = Field(
+        default=(), description="inputs received but not used, with the reason"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

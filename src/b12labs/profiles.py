@@ -17,7 +17,7 @@ from typing import Any
 
 from ._data import reference_ranges
 from .errors import ProfileError, UnitError
-from .units import ANALYTES, resolve_unit, round_sig
+from .units import resolve_unit, round_sig
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -44,10 +44,14 @@ class ThresholdSpec:
 #: Every threshold a profile must define (RULES.md §4 and the limits §5 names).
 THRESHOLDS: dict[str, ThresholdSpec] = {
     "b12_deficient": ThresholdSpec("b12", "B12 deficient below", band=True),
-    "b12_indeterminate_upper": ThresholdSpec("b12", "B12 indeterminate up to (inclusive)", band=True),
+    "b12_indeterminate_upper": ThresholdSpec(
+        "b12", "B12 indeterminate up to (inclusive)", band=True
+    ),
     "b12_high": ThresholdSpec("b12", "B12 upper limit (high above)", band=True),
     "holotc_deficient": ThresholdSpec("holotc", "holoTC deficient below", band=True),
-    "holotc_indeterminate_upper": ThresholdSpec("holotc", "holoTC indeterminate up to (inclusive)", band=True),
+    "holotc_indeterminate_upper": ThresholdSpec(
+        "holotc", "holoTC indeterminate up to (inclusive)", band=True
+    ),
     "mma_elevated": ThresholdSpec("mma", "MMA elevated above (age < older-age limit or unknown)"),
     "mma_elevated_older": ThresholdSpec("mma", "MMA elevated above (age >= older-age limit)"),
     "mma_older_age": ThresholdSpec("years", "age from which the older MMA limit applies"),
@@ -56,7 +60,9 @@ THRESHOLDS: dict[str, ThresholdSpec] = {
     "mcv_macrocytosis": ThresholdSpec("mcv", "macrocytosis: MCV above"),
     "mcv_marked": ThresholdSpec("mcv", "marked macrocytosis: MCV above"),
     "ferritin_low": ThresholdSpec("ferritin", "iron deficiency: ferritin below"),
-    "ferritin_low_inflammation": ThresholdSpec("ferritin", "iron deficiency with inflammation: ferritin below"),
+    "ferritin_low_inflammation": ThresholdSpec(
+        "ferritin", "iron deficiency with inflammation: ferritin below"
+    ),
     "tsat_low_inflammation": ThresholdSpec("tsat", "iron deficiency with inflammation: TSAT below"),
     "folate_low": ThresholdSpec("folate", "folate low below"),
     "folate_borderline_upper": ThresholdSpec("folate", "folate borderline below"),
@@ -132,8 +138,13 @@ class Profile:
             "extends": self.extends,
             "sources": dict(self.sources),
             "thresholds": {
-                k: {"value": t.value, "unit": t.unit, "alt": dict(t.alt), "source": t.source,
-                    "canonical": t.canonical}
+                k: {
+                    "value": t.value,
+                    "unit": t.unit,
+                    "alt": dict(t.alt),
+                    "source": t.source,
+                    "canonical": t.canonical,
+                }
                 for k, t in self.thresholds.items()
             },
         }
@@ -164,13 +175,15 @@ def list_profiles() -> list[dict[str, str]]:
     for entry in sorted(_shipped_dir().iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
             p = load_profile(entry.name.removesuffix(".toml"))
-            out.append({
-                "id": p.id,
-                "version": p.version,
-                "title": p.title,
-                "effective_date": p.effective_date.isoformat() if p.effective_date else "",
-                "extends": p.extends or "",
-            })
+            out.append(
+                {
+                    "id": p.id,
+                    "version": p.version,
+                    "title": p.title,
+                    "effective_date": p.effective_date.isoformat() if p.effective_date else "",
+                    "extends": p.extends or "",
+                }
+            )
     return out
 
 
@@ -197,7 +210,9 @@ def _locate(ref: str, relative_to: Path | None) -> tuple[Any, str]:
         return path, str(path)
     if not looks_like_path:
         known = ", ".join(p["id"] for p in list_profiles())
-        raise ProfileError(f"unknown profile {ref!r} (shipped: {known}; or pass a path to a .toml file)")
+        raise ProfileError(
+            f"unknown profile {ref!r} (shipped: {known}; or pass a path to a .toml file)"
+        )
     raise ProfileError("profile file not found", file=str(path))
 
 
@@ -224,7 +239,16 @@ def _load(ref: str, relative_to: Path | None, chain: tuple[str, ...]) -> Profile
     for required in ("id", "version"):
         if not isinstance(raw.get(required), str) or not raw[required]:
             raise ProfileError(f"missing or empty {required!r}", file=name, key=required)
-    allowed = {"id", "version", "title", "effective_date", "extends", "description", "sources", "thresholds"}
+    allowed = {
+        "id",
+        "version",
+        "title",
+        "effective_date",
+        "extends",
+        "description",
+        "sources",
+        "thresholds",
+    }
     unknown = set(raw) - allowed
     if unknown:
         raise ProfileError(f"unknown key(s) {sorted(unknown)}", file=name, key=sorted(unknown)[0])
@@ -256,7 +280,9 @@ def _load(ref: str, relative_to: Path | None, chain: tuple[str, ...]) -> Profile
         )
     date = raw.get("effective_date")
     if date is not None and not isinstance(date, dt.date):
-        raise ProfileError("effective_date must be a date (YYYY-MM-DD)", file=name, key="effective_date")
+        raise ProfileError(
+            "effective_date must be a date (YYYY-MM-DD)", file=name, key="effective_date"
+        )
     return Profile(
         id=raw["id"],
         version=raw["version"],
@@ -275,7 +301,9 @@ def _threshold(key: str, entry: object, sources: Mapping[str, str], file: str) -
     where = f"thresholds.{key}"
     spec = THRESHOLDS.get(key)
     if spec is None:
-        raise ProfileError(f"unknown threshold (known: {', '.join(THRESHOLDS)})", file=file, key=where)
+        raise ProfileError(
+            f"unknown threshold (known: {', '.join(THRESHOLDS)})", file=file, key=where
+        )
     if not isinstance(entry, dict):
         raise ProfileError("a threshold is a table {value, unit, source}", file=file, key=where)
     value = entry.get("value")
@@ -287,7 +315,9 @@ def _threshold(key: str, entry: object, sources: Mapping[str, str], file: str) -
     source = entry.get("source")
     if not isinstance(source, str) or source not in sources:
         raise ProfileError(
-            f"source {source!r} is not in [sources] ({', '.join(sources) or 'none'})", file=file, key=where
+            f"source {source!r} is not in [sources] ({', '.join(sources) or 'none'})",
+            file=file,
+            key=where,
         )
     unexpected = set(entry) - {"value", "unit", "source", "alt", "note"}
     if unexpected:
@@ -305,11 +335,18 @@ def _threshold(key: str, entry: object, sources: Mapping[str, str], file: str) -
             for alt_unit in alt_raw:
                 resolve_unit(spec.kind, alt_unit)
         except UnitError as exc:
-            raise ProfileError(f"unit does not parse for {spec.kind}: {exc.reason}", file=file, key=where) from None
+            raise ProfileError(
+                f"unit does not parse for {spec.kind}: {exc.reason}", file=file, key=where
+            ) from None
     alt = {str(u): float(v) for u, v in alt_raw.items()}
     if alt and not spec.band:
         raise ProfileError("alt figures are only used for band thresholds", file=file, key=where)
     return Threshold(
-        key=key, value=float(value), unit=unit, source=source, citation=sources[source],
-        alt=alt, canonical=canonical,
+        key=key,
+        value=float(value),
+        unit=unit,
+        source=source,
+        citation=sources[source],
+        alt=alt,
+        canonical=canonical,
     )

@@ -164,7 +164,7 @@ def _factor(spec: AnalyteSpec, src_expr: str, dst_expr: str) -> float:
         mw = ureg.Quantity(spec.molar_mass, "g/mol")
         try:
             return round_sig(float(src.to(dst, "chemistry", mw=mw).magnitude))
-        except Exception:  # noqa: BLE001 - pint's chemistry context fails in several ways (even ZeroDivisionError)
+        except Exception:
             pass
         del pint
     raise _WrongDimension
@@ -177,7 +177,8 @@ def accepted_units(analyte: str) -> str:
         return "positive, negative"
     examples = {
         "pmol/L": "pg/mL, ng/L, pmol/L" if spec.molar_mass else "pmol/L",
-        "umol/L": "umol/L, µmol/L, nmol/L, nmol/mL" + (", mg/L, mg/dL, ug/dL" if spec.molar_mass else ""),
+        "umol/L": "umol/L, µmol/L, nmol/L, nmol/mL"
+        + (", mg/L, mg/dL, ug/dL" if spec.molar_mass else ""),
         "fL": "fL, um3",
         "g/L": "g/dL, g/L, mmol/L",
         "%": "%",
@@ -203,11 +204,7 @@ def resolve_unit(analyte: str, unit: str) -> ResolvedUnit:
     else:
         text = unit.strip().replace("\u00b5", "u").replace("\u03bc", "u")
         tokens = re.split(r"\s*/\s*", text)
-        if (
-            not text
-            or _UCUM_ONLY.search(text)
-            or not all(_FALLBACK_TOKEN.match(t) for t in tokens)
-        ):
+        if not text or _UCUM_ONLY.search(text) or not all(_FALLBACK_TOKEN.match(t) for t in tokens):
             raise UnitError(
                 "unknown unit", analyte=analyte, reported=unit, accepted=accepted_units(analyte)
             )
@@ -221,12 +218,16 @@ def resolve_unit(analyte: str, unit: str) -> ResolvedUnit:
             reported=unit,
             accepted=accepted_units(analyte),
         ) from None
-    except Exception:  # pint's UndefinedUnitError is an AttributeError, DimensionalityError a TypeError
+    except (
+        Exception
+    ):  # pint's UndefinedUnitError is an AttributeError, DimensionalityError a TypeError
         raise UnitError(
             "unknown unit", analyte=analyte, reported=unit, accepted=accepted_units(analyte)
         ) from None
     if not math.isfinite(factor) or factor <= 0:
-        raise UnitError("unusable unit", analyte=analyte, reported=unit, accepted=accepted_units(analyte))
+        raise UnitError(
+            "unusable unit", analyte=analyte, reported=unit, accepted=accepted_units(analyte)
+        )
     return ResolvedUnit(analyte=analyte, reported=unit, code=code, factor=factor)
 
 
@@ -250,7 +251,5 @@ def column_name(analyte: str) -> str:
     if spec.qualitative:
         return f"{analyte}_positive"
     unit = spec.canonical_unit
-    suffix = (
-        unit.replace("{1.73_m2}", "173m2").replace("%", "pct").replace("/", "_").lower()
-    )
+    suffix = unit.replace("{1.73_m2}", "173m2").replace("%", "pct").replace("/", "_").lower()
     return f"{analyte}_{suffix}"

@@ -83,7 +83,7 @@ def test_gzip_bom_latin1_and_decimal_comma(tmp_path: Path) -> None:
     out = score(str(comma), "-o", str(tmp_path / "c.csv"), "--sep", ";", "--decimal", ",")
     assert out.returncode == 0, out.stderr
     assert float(read(tmp_path / "c.csv")["folate_nmol_l"][0]) == pytest.approx(7.93, abs=0.01)
-    noflag = score(str(comma), "-o", str(tmp_path / "c2.csv"), "--sep", ";")
+    score(str(comma), "-o", str(tmp_path / "c2.csv"), "--sep", ";")
     assert "decimal comma" in read(tmp_path / "c2.csv")["b12labs_error"][0]
 
 

@@ -28,3 +28,18 @@ def test_every_code_has_cases_and_only_catalogue_codes_do() -> None:
         mine = [c for c in CASES if c.code == code]
         assert any(c.fires for c in mine), f"{code}: no case where it fires"
         assert any(not c.fires for c in mine), f"{code}: no case where it does not fire"
+
+
+def test_catalogue_is_exactly_the_codes_of_rules_md_in_its_order() -> None:
+    import re
+
+    from tests._paths import SHARED
+
+    spec = (SHARED / "domain" / "RULES.md").read_text(encoding="utf-8")
+    section = spec.split("## 5. Rules", 1)[1].split("## 6.", 1)[0]
+    # a rule is defined where a bullet starts with its code, or its code is followed by its
+    # severity (`HOLOTC_DEFICIENT` [warning], `HOLOTC_INDETERMINATE` [info; ...])
+    found = re.findall(r"^- `([A-Z][A-Z0-9_]{3,})`|`([A-Z][A-Z0-9_]{3,})` \[", section, re.M)
+    spec_codes = list(dict.fromkeys(a or b for a, b in found))
+    assert len(spec_codes) == len(set(spec_codes)) == 41
+    assert [r.code for r in CATALOGUE] == spec_codes

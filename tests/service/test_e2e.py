@@ -200,7 +200,7 @@ def test_order_select_rs384(server: Server) -> None:
             + jwt.encode(
                 {"iss": s.ISS, "aud": srv.aud(s.INTERPRETATION), "exp": int(time.time()) + 60,
                  "iat": int(time.time()), "jti": "unsigned"},
-                None, algorithm="none", headers={"kid": s.RSA_KID},
+                "", algorithm="none", headers={"kid": s.RSA_KID},
             )
         },
         lambda srv: {},

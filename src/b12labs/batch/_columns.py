@@ -36,8 +36,15 @@ CONTEXT_NAMES: dict[str, tuple[str, ...]] = {
     "b12_treatment": ("b12_treatment", "b12_therapy"),
     "days_since_b12_injection": ("days_since_b12_injection", "days_since_injection"),
     "date_of_birth": ("date_of_birth", "dob", "birth_date", "birthdate"),
-    "collected_at": ("collected_at", "collection_date", "collection_time", "specimen_date",
-                     "sample_date", "collected", "date_collected"),
+    "collected_at": (
+        "collected_at",
+        "collection_date",
+        "collection_time",
+        "specimen_date",
+        "sample_date",
+        "collected",
+        "date_collected",
+    ),
 }
 _CONTEXT_LOOKUP = {norm(n): field_ for field_, names in CONTEXT_NAMES.items() for n in names}
 _UNIT_IN_HEADER = re.compile(r"^(?P<name>.*?)\s*[\(\[]\s*(?P<unit>[^\)\]]+?)\s*[\)\]]\s*$")
@@ -74,7 +81,8 @@ class ColumnMap:
         for key, a in self.analytes.items():
             if a.unit_column:
                 unit = f"unit from column {a.unit_column!r}" + (
-                    f" (else {a.fixed_unit})" if a.fixed_unit else "")
+                    f" (else {a.fixed_unit})" if a.fixed_unit else ""
+                )
             elif a.header_unit:
                 unit = f"unit {a.header_unit} (from the header)"
             elif a.default_unit:
@@ -82,7 +90,10 @@ class ColumnMap:
             else:
                 unit = "unit from each cell"
             refs = ", ".join(x for x in (a.ref_low, a.ref_high) if x)
-            lines.append(f"  {a.value!r:32} -> {key:13} {unit}" + (f"; reference interval {refs}" if refs else ""))
+            lines.append(
+                f"  {a.value!r:32} -> {key:13} {unit}"
+                + (f"; reference interval {refs}" if refs else "")
+            )
         lines.append("context columns:")
         for k, col in self.context.items():
             lines.append(f"  {col!r:32} -> {k}")
@@ -144,22 +155,24 @@ def detect_columns(
         raise InputFormatError(f"duplicated column name(s): {', '.join(repr(d) for d in dupes)}")
     mapping = dict(mapping or {})
     units = dict(units or {})
-    for target in list(mapping.values()) + list(units):
-        if target not in ANALYTES and target not in CONTEXT_NAMES:
+    for wanted in list(mapping.values()) + list(units):
+        if wanted not in ANALYTES and wanted not in CONTEXT_NAMES:
             raise InputFormatError(
-                f"unknown analyte {target!r} in the column mapping or units "
+                f"unknown analyte {wanted!r} in the column mapping or units "
                 f"(analytes: {', '.join(ANALYTES)})"
             )
     for col in mapping:
         if col not in columns:
-            raise InputFormatError(f"mapped column {col!r} is not in the input (columns: {', '.join(columns)})")
+            raise InputFormatError(
+                f"mapped column {col!r} is not in the input (columns: {', '.join(columns)})"
+            )
     cmap = ColumnMap()
     claimed: set[str] = set()
     by_norm = {norm(c): c for c in columns}
 
     for col in columns:
         target = mapping.get(col)
-        header_unit = None
+        header_unit: str | None = None
         if target is None:
             target, header_unit = _header_analyte(col)
         elif target in ANALYTES:
@@ -180,7 +193,9 @@ def detect_columns(
             try:
                 header_unit = resolve_unit(target, header_unit).reported
             except UnitError as exc:
-                raise InputFormatError(f"column {col!r}: header unit {header_unit!r}: {exc.reason}") from None
+                raise InputFormatError(
+                    f"column {col!r}: header unit {header_unit!r}: {exc.reason}"
+                ) from None
         cmap.analytes[target] = AnalyteColumns(analyte=target, value=col, header_unit=header_unit)
         claimed.add(col)
 
@@ -188,19 +203,27 @@ def detect_columns(
         base = norm(a.value if a.header_unit is None else _UNIT_IN_HEADER.sub(r"\g<name>", a.value))
         stems = {base, key}
         for stem in stems:
-            for suffix, attr in (("unit", "unit_column"), ("units", "unit_column"),
-                                 ("ref_low", "ref_low"), ("ref_high", "ref_high"),
-                                 ("low", "ref_low"), ("high", "ref_high")):
-                col = by_norm.get(f"{stem}_{suffix}")
-                if col is not None and col not in claimed and getattr(a, attr) is None:
-                    setattr(a, attr, col)
-                    claimed.add(col)
+            for suffix, attr in (
+                ("unit", "unit_column"),
+                ("units", "unit_column"),
+                ("ref_low", "ref_low"),
+                ("ref_high", "ref_high"),
+                ("low", "ref_low"),
+                ("high", "ref_high"),
+            ):
+                found = by_norm.get(f"{stem}_{suffix}")
+                if found is not None and found not in claimed and getattr(a, attr) is None:
+                    setattr(a, attr, found)
+                    claimed.add(found)
         if key in units:
             try:
                 resolve_unit(key, units[key])
             except UnitError as exc:
                 raise InputFormatError(f"units[{key!r}] = {units[key]!r}: {exc.reason}") from None
-            if a.header_unit and resolve_unit(key, a.header_unit).code != resolve_unit(key, units[key]).code:
+            if (
+                a.header_unit
+                and resolve_unit(key, a.header_unit).code != resolve_unit(key, units[key]).code
+            ):
                 raise InputFormatError(
                     f"column {a.value!r}: header unit {a.header_unit} contradicts the unit given for {key} ({units[key]})"
                 )

@@ -32,7 +32,9 @@ def _dask() -> Any:
     return dd
 
 
-def _score_partition(part: pd.DataFrame, cmap: ColumnMap, profile: Profile, decimal: str) -> pd.DataFrame:
+def _score_partition(
+    part: pd.DataFrame, cmap: ColumnMap, profile: Profile, decimal: str
+) -> pd.DataFrame:
     return score_frame(part, profile=profile, decimal=decimal, column_map=cmap)
 
 
@@ -56,11 +58,13 @@ def score_dask(
     return ddf.map_partitions(_score_partition, cmap, prof, decimal, meta=meta)
 
 
-def score_file_dask(path: Path, output: str, cmap: ColumnMap, args: argparse.Namespace, profile: Profile) -> int:
+def score_file_dask(
+    path: Path, output: str, cmap: ColumnMap, args: argparse.Namespace, profile: Profile
+) -> int:
     """The CLI's ``--engine dask``: read, score on a cluster, write one output file."""
     dd = _dask()
     try:
-        from distributed import Client, LocalCluster
+        import distributed
     except ImportError:
         raise MissingExtraError("scoring on a Dask cluster", "dask", "distributed") from None
     if output == "-":
@@ -72,19 +76,27 @@ def score_file_dask(path: Path, output: str, cmap: ColumnMap, args: argparse.Nam
         raise InputFormatError("--engine dask reads CSV or Parquet, not Excel")
     else:
         blocksize = None if name.endswith(".gz") else "64MB"
-        ddf = dd.read_csv(str(path), dtype=str, keep_default_na=False, na_filter=False,
-                          blocksize=blocksize, encoding=args.encoding or "utf-8-sig", sep=args.sep)
+        ddf = dd.read_csv(
+            str(path),
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            blocksize=blocksize,
+            encoding=args.encoding or "utf-8-sig",
+            sep=args.sep,
+        )
     ddf = ddf.astype("string")
     check_units(ddf.head(1000, npartitions=-1), cmap)
     meta = _score_partition(ddf._meta, cmap, profile, args.decimal)
     scored = ddf.map_partitions(_score_partition, cmap, profile, args.decimal, meta=meta)
-    cluster = None
+    cluster: Any = None
     if args.scheduler:
-        client = Client(args.scheduler)
+        client: Any = distributed.Client(args.scheduler)  # type: ignore[no-untyped-call]
     else:
-        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
+        cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = distributed.Client(cluster)  # type: ignore[no-untyped-call]
     try:
         from ._io import AtomicWriter
 

@@ -8,8 +8,6 @@ same rule definitions ``interpret()`` uses, evaluated with the numpy namespace.
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from .._version import __version__
 from ..errors import B12LabsError, InputFormatError
 from ..models import PatientContext, parse_bool
 from ..profiles import DEFAULT_PROFILE, Profile, load_profile
-from ..rules import CATALOGUE
+from ..rules import CATALOGUE, ActionSpec
 from ..units import ANALYTES, column_name, resolve_unit
 from ..vocabulary import (
     MEDICATION_CLASSES,
@@ -40,8 +38,14 @@ __all__ = ["OUTPUT_COLUMNS", "prepare", "score_frame", "score_prepared"]
 
 #: The b12labs output columns, in order, before the canonical value columns.
 OUTPUT_COLUMNS = (
-    "b12labs_status", "b12labs_codes", "b12labs_max_severity", "b12labs_actions",
-    "b12labs_comment", "b12labs_error", "b12labs_profile", "b12labs_version",
+    "b12labs_status",
+    "b12labs_codes",
+    "b12labs_max_severity",
+    "b12labs_actions",
+    "b12labs_comment",
+    "b12labs_error",
+    "b12labs_profile",
+    "b12labs_version",
 )
 VALUE_COLUMNS = tuple(column_name(k) for k in ANALYTES)
 
@@ -53,7 +57,8 @@ _BAND_KEYS = {
 }
 _SEVERITY_NAMES = np.array(["", "info", "warning", "critical"], dtype=object)
 _STATUS_NAMES = np.array(
-    ["not_assessed", "deficient", "uninterpretable", "probable", "indeterminate", "unlikely"], dtype=object
+    ["not_assessed", "deficient", "uninterpretable", "probable", "indeterminate", "unlikely"],
+    dtype=object,
 )
 _QUAL_POS = {"positive", "pos", "detected", "+", "reactive", "present"}
 _QUAL_NEG = {"negative", "neg", "not detected", "-", "non-reactive", "nonreactive", "absent"}
@@ -74,7 +79,11 @@ class _Errors:
         out = np.full(self.n, "", dtype=object)
         for mask, message in self.parts:
             idx = np.flatnonzero(mask)
-            msgs = message[idx] if isinstance(message, np.ndarray) else np.full(len(idx), message, dtype=object)
+            msgs = (
+                message[idx]
+                if isinstance(message, np.ndarray)
+                else np.full(len(idx), message, dtype=object)
+            )
             current = out[idx]
             out[idx] = np.where(current == "", msgs, current + "; " + msgs)
         return out
@@ -108,19 +117,18 @@ class _Parsed:
     band: dict[str, np.ndarray]
 
 
-def _parse_numbers(text: np.ndarray, decimal: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _parse_numbers(
+    text: np.ndarray, decimal: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(number, comparator code, unit text, ok) for every cell; vectorised."""
     s = pd.Series(text, dtype="string")
     stripped = s.str.strip()
-    if decimal == ",":
-        candidate = stripped.str.replace(",", ".", regex=False)
-    else:
-        candidate = stripped
+    candidate = stripped.str.replace(",", ".", regex=False) if decimal == "," else stripped
     number = pd.to_numeric(candidate, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     cmp = np.zeros(len(text), dtype=np.int64)
     unit = np.full(len(text), "", dtype=object)
     ok = ~np.isnan(number)
-    if decimal == "." :
+    if decimal == ".":
         # a comma is never read as a decimal point unless asked (decimal=",")
         pass
     messy = (~ok) & (stripped.fillna("").to_numpy(dtype=object) != "")
@@ -162,10 +170,15 @@ def _parse_analyte(
         if decimal == ".":
             comma[idx] = [("," in text[i]) for i in idx]
         reasons = np.where(
-            bad_cmp, "malformed comparator (accepted: <, <=, >, >=)",
-            np.where(comma, "a comma in the number (use --decimal , for decimal commas)", "not a number"),
+            bad_cmp,
+            "malformed comparator (accepted: <, <=, >, >=)",
+            np.where(
+                comma, "a comma in the number (use --decimal , for decimal commas)", "not a number"
+            ),
         )
-        errors.add(bad, np.array([f"{a.value}={text[i]!r}: {reasons[i]}" for i in range(n)], dtype=object))
+        errors.add(
+            bad, np.array([f"{a.value}={text[i]!r}: {reasons[i]}" for i in range(n)], dtype=object)
+        )
     cmp = np.where(cmp < 0, 0, cmp)
     number = np.where(ok, number, np.nan)
     neg = ok & (number < 0)
@@ -180,12 +193,19 @@ def _parse_analyte(
         col_units = _text(df[a.unit_column])
         both = (units != "") & (col_units != "")
         if both.any():
-            same = np.array([
-                _same_unit(key, u, c) for u, c in zip(units[both], col_units[both], strict=True)
-            ], dtype=bool)
+            same = np.array(
+                [_same_unit(key, u, c) for u, c in zip(units[both], col_units[both], strict=True)],
+                dtype=bool,
+            )
             clash = np.zeros(n, dtype=bool)
             clash[np.flatnonzero(both)[~same]] = True
-            errors.add(clash, np.array([f"{a.value}={t!r}: unit contradicts {a.unit_column}" for t in text], dtype=object))
+            errors.add(
+                clash,
+                np.array(
+                    [f"{a.value}={t!r}: unit contradicts {a.unit_column}" for t in text],
+                    dtype=object,
+                ),
+            )
             ok &= ~clash
         units = np.where(units == "", col_units, units)
     if a.fixed_unit:
@@ -200,7 +220,16 @@ def _parse_analyte(
                     clash[i] = resolve_unit(key, cell_unit[i]).code != header_code
                 except B12LabsError:
                     clash[i] = True
-            errors.add(clash, np.array([f"{a.value}={t!r}: unit contradicts the header unit {a.header_unit}" for t in text], dtype=object))
+            errors.add(
+                clash,
+                np.array(
+                    [
+                        f"{a.value}={t!r}: unit contradicts the header unit {a.header_unit}"
+                        for t in text
+                    ],
+                    dtype=object,
+                ),
+            )
             ok &= ~clash
 
     factor = np.full(n, np.nan)
@@ -208,8 +237,16 @@ def _parse_analyte(
         needs = ok & present
         missing_unit = needs & (units == "")
         if missing_unit.any():
-            errors.add(missing_unit, np.array(
-                [f"{a.value}={t!r}: no unit (never guessed; pass --unit {key}=UNIT)" for t in text], dtype=object))
+            errors.add(
+                missing_unit,
+                np.array(
+                    [
+                        f"{a.value}={t!r}: no unit (never guessed; pass --unit {key}=UNIT)"
+                        for t in text
+                    ],
+                    dtype=object,
+                ),
+            )
             ok &= ~missing_unit
         for u in pd.unique(units[ok & present]):
             rows = ok & present & (units == u)
@@ -217,7 +254,12 @@ def _parse_analyte(
                 factor[rows] = resolve_unit(key, u).factor
             except B12LabsError as exc:
                 reason = getattr(exc, "reason", str(exc))
-                errors.add(rows, np.array([f"{a.value}={t!r}: unit {u!r}: {reason}" for t in text], dtype=object))
+                errors.add(
+                    rows,
+                    np.array(
+                        [f"{a.value}={t!r}: unit {u!r}: {reason}" for t in text], dtype=object
+                    ),
+                )
                 ok &= ~rows
     value = np.where(ok & present, _round12(number * factor), np.nan)
 
@@ -227,7 +269,7 @@ def _parse_analyte(
         if col is None:
             continue
         rtext = _text(df[col])
-        rnum, rcmp, runit, rok = _parse_numbers(rtext, decimal)
+        rnum, _rcmp, _runit, rok = _parse_numbers(rtext, decimal)
         rpresent = np.array([t.strip() != "" for t in rtext], dtype=bool)
         rbad = rpresent & ~rok
         errors.add(rbad, np.array([f"{col}={t!r}: not a number" for t in rtext], dtype=object))
@@ -245,8 +287,15 @@ def _parse_analyte(
         for u in pd.unique(units[~np.isnan(value)]):
             arr[units == u] = profile.band(tkey, u)[0]
         band[tkey] = arr
-    return _Parsed(value=value, cmp=cmp, ref_low=ref_low, ref_high=ref_high,
-                   implausible=implausible, units=units, band=band)
+    return _Parsed(
+        value=value,
+        cmp=cmp,
+        ref_low=ref_low,
+        ref_high=ref_high,
+        implausible=implausible,
+        units=units,
+        band=band,
+    )
 
 
 def _same_unit(key: str, a: str, b: str) -> bool:
@@ -273,13 +322,24 @@ def _round12(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _qualitative(df: pd.DataFrame, a: AnalyteColumns, errors: _Errors) -> tuple[np.ndarray, np.ndarray]:
+def _qualitative(
+    df: pd.DataFrame, a: AnalyteColumns, errors: _Errors
+) -> tuple[np.ndarray, np.ndarray]:
     text = _text(df[a.value])
     low = np.array([t.strip().lower() for t in text], dtype=object)
     pos = np.isin(low, list(_QUAL_POS))
     neg = np.isin(low, list(_QUAL_NEG))
     bad = (low != "") & ~pos & ~neg
-    errors.add(bad, np.array([f"{a.value}={t!r}: not a qualitative result (accepted: positive, negative)" for t in text], dtype=object))
+    errors.add(
+        bad,
+        np.array(
+            [
+                f"{a.value}={t!r}: not a qualitative result (accepted: positive, negative)"
+                for t in text
+            ],
+            dtype=object,
+        ),
+    )
     return pos, neg
 
 
@@ -298,7 +358,10 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
         bad_u = np.array([isinstance(r, Exception) for r in results], dtype=bool)
         mask = bad_u[codes] if len(results) else np.zeros(n, dtype=bool)
         if mask.any():
-            msgs = np.array([f"{col}: {reason_of(r)}" if isinstance(r, Exception) else "" for r in results], dtype=object)
+            msgs = np.array(
+                [f"{col}: {reason_of(r)}" if isinstance(r, Exception) else "" for r in results],
+                dtype=object,
+            )
             errors.add(mask, msgs[codes])
         return mask
 
@@ -308,14 +371,23 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
                 return fn(v)
             except (B12LabsError, ValueError) as exc:
                 return exc
+
         return inner
 
     age = np.full(n, np.nan)
     if "age" in c:
-        raw = pd.to_numeric(df[c["age"]].astype("string").str.strip(), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        raw = pd.to_numeric(df[c["age"]].astype("string").str.strip(), errors="coerce").to_numpy(
+            dtype=float, na_value=np.nan
+        )
         text = _text(df[c["age"]])
-        bad = np.isnan(raw) & np.array([t.strip() != "" for t in text], dtype=bool) | (raw < 0) | (raw > 130)
-        errors.add(bad, np.array([f"{c['age']}={t!r}: not an age in years" for t in text], dtype=object))
+        bad = (
+            np.isnan(raw) & np.array([t.strip() != "" for t in text], dtype=bool)
+            | (raw < 0)
+            | (raw > 130)
+        )
+        errors.add(
+            bad, np.array([f"{c['age']}={t!r}: not an age in years" for t in text], dtype=object)
+        )
         age = np.where(bad, np.nan, raw)
     elif "date_of_birth" in c and "collected_at" in c:
         dob = pd.to_datetime(df[c["date_of_birth"]], errors="coerce", utc=True)
@@ -326,9 +398,22 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
 
     sex = np.zeros(n, dtype=np.int64)
     if "sex" in c:
-        results, codes = _map_unique(df[c["sex"]], safe(lambda v: PatientContext.parse({"sex": v or None}).sex))
-        bad = bad_cells(c["sex"], results, codes, lambda e: "unknown sex (accepted: F/female, M/male, U/unknown)")
-        code_of = np.array([{"female": 1, "male": 2}.get(r, 0) if not isinstance(r, Exception) else 0 for r in results], dtype=np.int64)
+        results, codes = _map_unique(
+            df[c["sex"]], safe(lambda v: PatientContext.parse({"sex": v or None}).sex)
+        )
+        bad = bad_cells(
+            c["sex"],
+            results,
+            codes,
+            lambda e: "unknown sex (accepted: F/female, M/male, U/unknown)",
+        )
+        code_of = np.array(
+            [
+                {"female": 1, "male": 2}.get(r, 0) if not isinstance(r, Exception) else 0
+                for r in results
+            ],
+            dtype=np.int64,
+        )
         sex = code_of[codes] if len(results) else sex
         sex = np.where(bad, 0, sex)
     ctx["sex"] = sex
@@ -336,27 +421,53 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
     for name in ("pregnant", "nitrous_oxide_exposure"):
         flag = np.zeros(n, dtype=bool)
         if name in c:
-            results, codes = _map_unique(df[c[name]], safe(lambda v, f=name: parse_bool(v or None, f)))
-            bad_cells(c[name], results, codes, lambda e: "not a yes/no value (accepted: Y/N, 1/0, true/false)")
-            flag = np.array([r is True for r in results], dtype=bool)[codes] if len(results) else flag
+            results, codes = _map_unique(
+                df[c[name]], safe(lambda v, f=name: parse_bool(v or None, f))
+            )
+            bad_cells(
+                c[name],
+                results,
+                codes,
+                lambda e: "not a yes/no value (accepted: Y/N, 1/0, true/false)",
+            )
+            flag = (
+                np.array([r is True for r in results], dtype=bool)[codes] if len(results) else flag
+            )
         ctx[name] = flag
 
     treatment = np.zeros(n, dtype=np.int64)
     if "b12_treatment" in c:
         results, codes = _map_unique(
-            df[c["b12_treatment"]], safe(lambda v: PatientContext.parse({"b12_treatment": v or None}).b12_treatment))
-        bad_cells(c["b12_treatment"], results, codes, lambda e: "unknown B12 treatment (accepted: none, oral, injection)")
-        code_of = np.array([{"oral": 1, "injection": 2}.get(r, 0) if not isinstance(r, Exception) else 0 for r in results], dtype=np.int64)
+            df[c["b12_treatment"]],
+            safe(lambda v: PatientContext.parse({"b12_treatment": v or None}).b12_treatment),
+        )
+        bad_cells(
+            c["b12_treatment"],
+            results,
+            codes,
+            lambda e: "unknown B12 treatment (accepted: none, oral, injection)",
+        )
+        code_of = np.array(
+            [
+                {"oral": 1, "injection": 2}.get(r, 0) if not isinstance(r, Exception) else 0
+                for r in results
+            ],
+            dtype=np.int64,
+        )
         treatment = code_of[codes] if len(results) else treatment
     ctx["treatment"] = treatment
 
     days = np.full(n, np.nan)
     if "days_since_b12_injection" in c:
         col = c["days_since_b12_injection"]
-        days = pd.to_numeric(df[col].astype("string").str.strip(), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        days = pd.to_numeric(df[col].astype("string").str.strip(), errors="coerce").to_numpy(
+            dtype=float, na_value=np.nan
+        )
         text = _text(df[col])
         bad = (np.isnan(days) & np.array([t.strip() != "" for t in text], dtype=bool)) | (days < 0)
-        errors.add(bad, np.array([f"{col}={t!r}: not a number of days" for t in text], dtype=object))
+        errors.add(
+            bad, np.array([f"{col}={t!r}: not a number of days" for t in text], dtype=object)
+        )
         days = np.where(bad, np.nan, days)
     ctx["days"] = days
 
@@ -365,8 +476,10 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
     ctx["medications"] = {}
     ctx["neurological"] = np.zeros(n, dtype=bool)
     ctx["any_symptom"] = np.zeros(n, dtype=bool)
-    for field_, normaliser, target in (("conditions", normalise_condition, "conditions"),
-                                       ("symptoms", normalise_symptom, "symptoms")):
+    for field_, normaliser, target in (
+        ("conditions", normalise_condition, "conditions"),
+        ("symptoms", normalise_symptom, "symptoms"),
+    ):
         if field_ not in c:
             continue
         col = c[field_]
@@ -384,17 +497,26 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
         results, codes = _map_unique(df[col], parse_terms)
         if len(results):
             unknown_msgs = np.array(
-                [f"{col}: unknown term(s) {', '.join(repr(u) for u in r[1])} (ignored; see the vocabulary in RULES.md §3)" if r[1] else ""
-                 for r in results], dtype=object)
+                [
+                    f"{col}: unknown term(s) {', '.join(repr(u) for u in r[1])} (ignored; see the vocabulary in RULES.md §3)"
+                    if r[1]
+                    else ""
+                    for r in results
+                ],
+                dtype=object,
+            )
             has_unknown = np.array([bool(r[1]) for r in results], dtype=bool)[codes]
             errors.add(has_unknown, unknown_msgs[codes])
             terms_all = sorted({t for r in results for t in r[0]})
             for term in terms_all:
                 ctx[target][term] = np.array([term in r[0] for r in results], dtype=bool)[codes]
             if field_ == "symptoms":
-                ctx["neurological"] = np.array([any(t in NEUROLOGICAL_SYMPTOMS for t in r[0]) for r in results], dtype=bool)[codes]
+                ctx["neurological"] = np.array(
+                    [any(t in NEUROLOGICAL_SYMPTOMS for t in r[0]) for r in results], dtype=bool
+                )[codes]
                 ctx["any_symptom"] = np.array([bool(r[0]) for r in results], dtype=bool)[codes]
     if "medications" in c:
+
         def classes(v: str) -> frozenset[str]:
             found: set[str] = set()
             for entry in v.replace("|", ";").split(";"):
@@ -449,12 +571,24 @@ def prepare(df: pd.DataFrame, cmap: ColumnMap, profile: Profile, decimal: str = 
     ctx = _context(df, cmap, errors)
     raw = RawInputs(
         values={k: v for k, v in values.items() if k != "if_antibody"},
-        cmp=cmp, ref_low=ref_low, ref_high=ref_high, band=band, implausible=implausible,
-        if_positive=if_pos, if_negative=if_neg, age=ctx["age"], sex=ctx["sex"],
-        pregnant=ctx["pregnant"], nitrous_oxide=ctx["nitrous_oxide_exposure"],
-        treatment=ctx["treatment"], days_since_injection=ctx["days"],
-        conditions=ctx["conditions"], symptoms=ctx["symptoms"], medications=ctx["medications"],
-        neurological=ctx["neurological"], any_symptom=ctx["any_symptom"],
+        cmp=cmp,
+        ref_low=ref_low,
+        ref_high=ref_high,
+        band=band,
+        implausible=implausible,
+        if_positive=if_pos,
+        if_negative=if_neg,
+        age=ctx["age"],
+        sex=ctx["sex"],
+        pregnant=ctx["pregnant"],
+        nitrous_oxide=ctx["nitrous_oxide_exposure"],
+        treatment=ctx["treatment"],
+        days_since_injection=ctx["days"],
+        conditions=ctx["conditions"],
+        symptoms=ctx["symptoms"],
+        medications=ctx["medications"],
+        neurological=ctx["neurological"],
+        any_symptom=ctx["any_symptom"],
     )
     return Prepared(raw=raw, values=values, errors=errors.column(), n=n)
 
@@ -468,7 +602,7 @@ def _mask_strings(masks: np.ndarray, labels: list[str], sep: str = ";") -> np.nd
     return np.array(strings, dtype=object)[inverse] if len(masks) else np.array([], dtype=object)
 
 
-_ACTION_SPECS = []
+_ACTION_SPECS: list[ActionSpec] = []
 _ACTION_INDEX: dict[str, int] = {}
 for _r in CATALOGUE:
     for _a in _r.actions:
@@ -477,7 +611,9 @@ for _r in CATALOGUE:
             _ACTION_SPECS.append(_a)
 _ACTION_LABELS = [a.label() for a in _ACTION_SPECS]
 _ACTION_PHRASES = [
-    f"{a.test} (LOINC {a.loinc})" if a.kind == "order_test" else (f"avoid {a.test}" if a.kind == "avoid" else a.test)
+    f"{a.test} (LOINC {a.loinc})"
+    if a.kind == "order_test"
+    else (f"avoid {a.test}" if a.kind == "avoid" else a.test)
     for a in _ACTION_SPECS
 ]
 assert len(CATALOGUE) < 64 and len(_ACTION_SPECS) < 64
@@ -504,13 +640,23 @@ def score_prepared(prep: Prepared, profile: Profile) -> dict[str, np.ndarray]:
         max_sev = np.maximum(max_sev, sev)
         crit_mask |= np.where(sev == 3, bit, np.uint64(0))
         for a in r.actions:
-            applies = fired if a.when is None else fired & np.broadcast_to(np.asarray(a.when(f, VECTOR), dtype=bool), (n,))
+            applies = (
+                fired
+                if a.when is None
+                else fired & np.broadcast_to(np.asarray(a.when(f, VECTOR), dtype=bool), (n,))
+            )
             action_mask |= np.where(applies, np.uint64(1 << _ACTION_INDEX[a.label()]), np.uint64(0))
     codes = _mask_strings(code_mask, [r.code for r in CATALOGUE])
     actions = _mask_strings(action_mask, _ACTION_LABELS)
     # comment: once per distinct (status, critical findings, actions) combination
-    key = np.stack([status.astype(np.uint64), crit_mask, action_mask, code_mask], axis=1) if n else np.zeros((0, 4), np.uint64)
-    uniq, inverse = np.unique(key, axis=0, return_inverse=True) if n else (key, np.zeros(0, np.int64))
+    key = (
+        np.stack([status.astype(np.uint64), crit_mask, action_mask, code_mask], axis=1)
+        if n
+        else np.zeros((0, 4), np.uint64)
+    )
+    uniq, inverse = (
+        np.unique(key, axis=0, return_inverse=True) if n else (key, np.zeros(0, np.int64))
+    )
     comments = []
     for st, crit, act, cm in uniq.tolist():
         urgent, phrases = _ordered_parts(int(st), int(crit), int(act), int(cm))
@@ -535,12 +681,15 @@ def score_prepared(prep: Prepared, profile: Profile) -> dict[str, np.ndarray]:
     return out
 
 
-def _ordered_parts(status: int, crit: int, act: int, codes: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _ordered_parts(
+    status: int, crit: int, act: int, codes: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Critical titles and action phrases in interpret()'s finding order (severity, catalogue)."""
     urgent = tuple(r.title for i, r in enumerate(CATALOGUE) if (crit >> i) & 1)
     # actions follow finding order: critical findings first, then the rest, catalogue order
     order = [i for i in range(len(CATALOGUE)) if (crit >> i) & 1] + [
-        i for i in range(len(CATALOGUE)) if (codes >> i) & 1 and not (crit >> i) & 1]
+        i for i in range(len(CATALOGUE)) if (codes >> i) & 1 and not (crit >> i) & 1
+    ]
     seen: dict[str, None] = {}
     for i in order:
         for a in CATALOGUE[i].actions:
@@ -581,7 +730,9 @@ def score_frame(
     result = df.copy(deep=False)
     for name in out:
         if name in result.columns:
-            raise InputFormatError(f"the input already has a column named {name!r}; rename it before scoring")
+            raise InputFormatError(
+                f"the input already has a column named {name!r}; rename it before scoring"
+            )
     new = pd.DataFrame(out, index=df.index)
     return pd.concat([result, new], axis=1)
 
@@ -601,7 +752,7 @@ def check_units(df: pd.DataFrame, cmap: ColumnMap) -> None:
         filled = [t for t in text if t.strip()]
         if not filled:
             continue
-        _, _, cell_units, ok = _parse_numbers(np.array(filled, dtype=object), ".")
+        _, _, cell_units, _ok = _parse_numbers(np.array(filled, dtype=object), ".")
         if not any(u for u in cell_units):
             raise InputFormatError(
                 f"column {a.value!r} ({spec.short}) has no unit: not in its cells, header, a unit "
@@ -609,7 +760,3 @@ def check_units(df: pd.DataFrame, cmap: ColumnMap) -> None:
                 f"(e.g. pg/mL and pmol/L differ by 1.36x): pass --unit {key}=UNIT "
                 f"(units={{'{key}': ...}}) or name the column like '{a.value} (UNIT)'"
             )
-
-
-def _unused(x: Any) -> None:  # pragma: no cover - keeps imports used for type checkers
-    del x, dt, math

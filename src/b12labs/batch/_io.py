@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import pandas as pd
 
 from ..errors import InputFormatError, MissingExtraError
@@ -36,7 +35,7 @@ def input_kind(path: str | Path) -> str:
 def _open_text(path: Path, encoding: str) -> IO[str]:
     if str(path).lower().endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding, newline="")
-    return open(path, encoding=encoding, newline="")  # noqa: SIM115
+    return open(path, encoding=encoding, newline="")
 
 
 def _encoding(encoding: str | None) -> str:
@@ -78,7 +77,8 @@ def _read_excel(path: Path, **kwargs: Any) -> pd.DataFrame:
         import openpyxl  # noqa: F401
     except ImportError:
         raise MissingExtraError("reading Excel files", "excel", "openpyxl") from None
-    return pd.read_excel(path, dtype=str, keep_default_na=False, **kwargs)
+    frame: pd.DataFrame = pd.read_excel(path, dtype=str, keep_default_na=False, **kwargs)
+    return frame
 
 
 def read_chunks(
@@ -99,8 +99,15 @@ def read_chunks(
         yield from pd.read_json(path, lines=True, dtype=False, chunksize=chunksize)
         return
     reader = pd.read_csv(
-        path, dtype=str, keep_default_na=False, na_filter=False, chunksize=chunksize,
-        encoding=_encoding(encoding), sep=sep, compression="infer", low_memory=False,
+        path,
+        dtype=str,
+        keep_default_na=False,
+        na_filter=False,
+        chunksize=chunksize,
+        encoding=_encoding(encoding),
+        sep=sep,
+        compression="infer",
+        low_memory=False,
     )
     try:
         yield from reader
@@ -123,7 +130,8 @@ def _arrow_table(df: pd.DataFrame) -> Any:
         if pd.api.types.is_float_dtype(s.dtype) or pd.api.types.is_integer_dtype(s.dtype):
             arrays.append(pa.array(s.to_numpy(), from_pandas=True))
         else:
-            arrays.append(pa.array(s.astype("string").to_numpy(dtype=object, na_value=None), type=pa.string()))
+            strings = s.astype("string")
+            arrays.append(pa.array(strings.where(strings.notna(), None).tolist(), type=pa.string()))
     return pa.Table.from_arrays(arrays, names=[str(c) for c in df.columns])
 
 
@@ -141,7 +149,9 @@ class AtomicWriter:
             target = Path(path).resolve()
             for p in inputs:
                 if p.resolve() == target:
-                    raise InputFormatError(f"refusing to overwrite the input file {path}; choose another -o")
+                    raise InputFormatError(
+                        f"refusing to overwrite the input file {path}; choose another -o"
+                    )
             if not target.parent.is_dir():
                 raise InputFormatError(f"output folder {target.parent} does not exist")
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
@@ -165,7 +175,7 @@ class AtomicWriter:
             if self.stdout:
                 self._fh = sys.stdout.buffer
             elif str(self.path).lower().endswith(".gz"):
-                self._fh = gzip.open(self.tmp, "wb", compresslevel=5)  # type: ignore[arg-type]
+                self._fh = gzip.open(self.tmp, "wb", compresslevel=5)  # type: ignore[arg-type]  # noqa: SIM115
             else:
                 self._fh = open(self.tmp, "wb")  # type: ignore[arg-type]  # noqa: SIM115
         if self.kind == "jsonl":
@@ -219,6 +229,6 @@ def _output_kind(path: str) -> str:
         return "jsonl"
     if name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
         return "csv"
-    raise InputFormatError(f"cannot tell the output format of {path!r}: use .csv, .csv.gz, .parquet or .jsonl")
-
-
+    raise InputFormatError(
+        f"cannot tell the output format of {path!r}: use .csv, .csv.gz, .parquet or .jsonl"
+    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,22 +20,62 @@ from ..panels import DEFAULT_WINDOW_DAYS, episode_ids
 from ..profiles import DEFAULT_PROFILE, Profile, load_profile
 from ..units import ANALYTES, resolve_unit
 from ._columns import CONTEXT_NAMES, AnalyteColumns, ColumnMap, norm
-from ._frame import _CMP, _parse_numbers, _text, score_frame
+from ._frame import _parse_numbers, _text, score_frame
 
 __all__ = ["LONG_COLUMNS", "LongScorer", "detect_long_columns", "score_long"]
 
 LONG_COLUMNS: dict[str, tuple[str, ...]] = {
-    "patient_id": ("patient_id", "patient", "mrn", "subject", "person_id", "pid", "nhs_number", "patientid"),
-    "collected_at": ("collected_at", "collection_date", "collection_time", "specimen_date", "sample_date",
-                     "effective", "effective_date", "result_date", "date", "datetime", "observation_date"),
-    "test": ("test", "loinc", "loinc_code", "test_code", "code", "analyte", "test_name", "observation", "component"),
+    "patient_id": (
+        "patient_id",
+        "patient",
+        "mrn",
+        "subject",
+        "person_id",
+        "pid",
+        "nhs_number",
+        "patientid",
+    ),
+    "collected_at": (
+        "collected_at",
+        "collection_date",
+        "collection_time",
+        "specimen_date",
+        "sample_date",
+        "effective",
+        "effective_date",
+        "result_date",
+        "date",
+        "datetime",
+        "observation_date",
+    ),
+    "test": (
+        "test",
+        "loinc",
+        "loinc_code",
+        "test_code",
+        "code",
+        "analyte",
+        "test_name",
+        "observation",
+        "component",
+    ),
     "value": ("value", "result", "result_value", "value_text", "observation_value"),
     "unit": ("unit", "units", "result_unit", "uom"),
     "ref_low": ("ref_low", "reference_low", "low", "normal_low", "ref_range_low"),
     "ref_high": ("ref_high", "reference_high", "high", "normal_high", "ref_range_high"),
 }
-_CONTEXT_FIELDS = ("age", "sex", "pregnant", "medications", "conditions", "symptoms",
-                   "nitrous_oxide_exposure", "b12_treatment", "days_since_b12_injection", "date_of_birth")
+_CONTEXT_FIELDS = (
+    "age",
+    "sex",
+    "pregnant",
+    "medications",
+    "conditions",
+    "symptoms",
+    "nitrous_oxide_exposure",
+    "b12_treatment",
+    "days_since_b12_injection",
+    "date_of_birth",
+)
 _TEST_TO_ANALYTE: dict[str, str] = {}
 for _key, _spec in ANALYTES.items():
     for _n in (_key, *_spec.names, _spec.name, _spec.short):
@@ -45,14 +84,18 @@ for _key, _spec in ANALYTES.items():
         _TEST_TO_ANALYTE[_code] = _key
 
 
-def detect_long_columns(columns: list[str], overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
+def detect_long_columns(
+    columns: list[str], overrides: Mapping[str, str | None] | None = None
+) -> dict[str, str]:
     """Map the long-format roles (patient_id, collected_at, test, value, unit, ref_low, ref_high)."""
     overrides = {k: v for k, v in (overrides or {}).items() if v}
     by_norm = {norm(c): c for c in columns}
     roles: dict[str, str] = {}
     for role, col in overrides.items():
         if col not in columns:
-            raise InputFormatError(f"--{role.replace('_', '-')}-col {col!r} is not a column (columns: {', '.join(columns)})")
+            raise InputFormatError(
+                f"--{role.replace('_', '-')}-col {col!r} is not a column (columns: {', '.join(columns)})"
+            )
         roles[role] = col
     for role, names in LONG_COLUMNS.items():
         if role in roles:
@@ -65,7 +108,8 @@ def detect_long_columns(columns: list[str], overrides: Mapping[str, str | None] 
     missing = [r for r in ("patient_id", "collected_at", "test", "value") if r not in roles]
     if missing:
         raise InputFormatError(
-            "long format needs columns for " + ", ".join(missing)
+            "long format needs columns for "
+            + ", ".join(missing)
             + " (use --id-col, --time-col, --test-col, --value-col to name them)"
         )
     return roles
@@ -137,8 +181,13 @@ class LongScorer:
 
     def finish(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         if self._carry is None:
-            return _score_long_block(pd.DataFrame(columns=[*self.columns, "__row"]), self.roles,
-                                     self.profile, self.window_days, self.decimal)
+            return _score_long_block(
+                pd.DataFrame(columns=[*self.columns, "__row"]),
+                self.roles,
+                self.profile,
+                self.window_days,
+                self.decimal,
+            )
         block, self._carry = self._carry, None
         return _score_long_block(block, self.roles, self.profile, self.window_days, self.decimal)
 
@@ -151,24 +200,49 @@ def _reject(block: pd.DataFrame, mask: np.ndarray, reasons: np.ndarray | str) ->
 
 
 def _score_long_block(
-    block: pd.DataFrame, roles: Mapping[str, str], profile: Profile, window_days: float, decimal: str
+    block: pd.DataFrame,
+    roles: Mapping[str, str],
+    profile: Profile,
+    window_days: float,
+    decimal: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     n = len(block)
     rejects: list[pd.DataFrame] = []
     tests = _text(block[roles["test"]])
-    analytes = np.array([_analyte_of(t) or "" for t in tests], dtype=object) if n else np.array([], dtype=object)
+    analytes = (
+        np.array([_analyte_of(t) or "" for t in tests], dtype=object)
+        if n
+        else np.array([], dtype=object)
+    )
     unknown = analytes == ""
     if unknown.any():
-        rejects.append(_reject(block, unknown, np.array(
-            [f"unknown test {t!r} (not an analyte of RULES.md §2)" if t else "no test code" for t in tests], dtype=object)))
-    times = pd.to_datetime(block[roles["collected_at"]].astype("string"), errors="coerce", utc=True, format="mixed")
+        rejects.append(
+            _reject(
+                block,
+                unknown,
+                np.array(
+                    [
+                        f"unknown test {t!r} (not an analyte of RULES.md §2)"
+                        if t
+                        else "no test code"
+                        for t in tests
+                    ],
+                    dtype=object,
+                ),
+            )
+        )
+    times = pd.to_datetime(
+        block[roles["collected_at"]].astype("string"), errors="coerce", utc=True, format="mixed"
+    )
     no_time = times.isna().to_numpy() & ~unknown
     if no_time.any():
         rejects.append(_reject(block, no_time, "no usable collection time"))
     values = _text(block[roles["value"]])
     units = _text(block[roles["unit"]]) if "unit" in roles else np.full(n, "", dtype=object)
     ok = ~unknown & ~no_time
-    empty = ok & (np.array([v.strip() == "" for v in values], dtype=bool) if n else np.zeros(0, bool))
+    empty = ok & (
+        np.array([v.strip() == "" for v in values], dtype=bool) if n else np.zeros(0, bool)
+    )
     if empty.any():
         rejects.append(_reject(block, empty, "no result value"))
     ok &= ~empty
@@ -180,14 +254,30 @@ def _score_long_block(
         spec = ANALYTES[key]
         if spec.qualitative:
             for i in idx:
-                if values[i].strip().lower() not in ("positive", "pos", "negative", "neg", "detected",
-                                                      "not detected", "+", "-", "reactive", "non-reactive"):
-                    reasons[i] = f"{key}: {values[i]!r}: not a qualitative result (accepted: positive, negative)"
+                if values[i].strip().lower() not in (
+                    "positive",
+                    "pos",
+                    "negative",
+                    "neg",
+                    "detected",
+                    "not detected",
+                    "+",
+                    "-",
+                    "reactive",
+                    "non-reactive",
+                ):
+                    reasons[i] = (
+                        f"{key}: {values[i]!r}: not a qualitative result (accepted: positive, negative)"
+                    )
             continue
         number, cmp, cell_unit, parsed = _parse_numbers(values[idx], decimal)
         for j, i in enumerate(idx):
             if not parsed[j] or cmp[j] < 0:
-                reasons[i] = f"{key}: {values[i]!r}: not a number" if cmp[j] >= 0 else f"{key}: {values[i]!r}: malformed comparator"
+                reasons[i] = (
+                    f"{key}: {values[i]!r}: not a number"
+                    if cmp[j] >= 0
+                    else f"{key}: {values[i]!r}: malformed comparator"
+                )
                 continue
             if number[j] < 0:
                 reasons[i] = f"{key}: {values[i]!r}: negative value"
@@ -216,14 +306,18 @@ def _score_long_block(
     time_ns = good["__time"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     order = np.lexsort((good["__row"].to_numpy(), time_ns, pid_codes))
     good = good.iloc[order]
-    good["__episode"] = episode_ids(good["__pid"].to_numpy(), time_ns[order], int(window_days * 86400 * 1e9))
+    good["__episode"] = episode_ids(
+        good["__pid"].to_numpy(), time_ns[order], int(window_days * 86400 * 1e9)
+    )
     newest = good.groupby(["__episode", "__analyte"], sort=False).tail(1)
     grouped = good.groupby("__episode", sort=True)
-    wide = pd.DataFrame({
-        roles["patient_id"]: grouped[roles["patient_id"]].first(),
-        "episode_start": grouped["__time"].min().dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "episode_end": grouped["__time"].max().dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    })
+    wide = pd.DataFrame(
+        {
+            roles["patient_id"]: grouped[roles["patient_id"]].first(),
+            "episode_start": grouped["__time"].min().dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "episode_end": grouped["__time"].max().dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    )
     # a fixed set of columns for every chunk (every analyte), so streamed output lines up
     cmap = ColumnMap()
     for key in ANALYTES:
@@ -237,12 +331,22 @@ def _score_long_block(
             a.default_unit = ANALYTES[key].default_unit
         for ref in ("ref_low", "ref_high"):
             if ref in roles:
-                wide[f"{key}_{ref}"] = sub[roles[ref]].reindex(wide.index).fillna("").astype("string")
+                wide[f"{key}_{ref}"] = (
+                    sub[roles[ref]].reindex(wide.index).fillna("").astype("string")
+                )
                 setattr(a, ref, f"{key}_{ref}")
         cmap.analytes[key] = a
-    for field_, col in _context_columns([c for c in block.columns if not c.startswith("__")], roles).items():
+    for field_, col in _context_columns(
+        [c for c in block.columns if not c.startswith("__")], roles
+    ).items():
         nonempty = good[good[col].astype("string").fillna("").str.strip() != ""]
-        wide[field_] = nonempty.groupby("__episode")[col].last().reindex(wide.index).fillna("").astype("string")
+        wide[field_] = (
+            nonempty.groupby("__episode")[col]
+            .last()
+            .reindex(wide.index)
+            .fillna("")
+            .astype("string")
+        )
         cmap.context[field_] = field_
     if "date_of_birth" in cmap.context:
         wide["collected_at"] = wide["episode_end"]
@@ -282,9 +386,17 @@ def score_long(
         raise InputFormatError("the episode window must be a positive number of days")
     roles = detect_long_columns(
         [str(c) for c in df.columns],
-        {"patient_id": id_col, "collected_at": time_col, "test": test_col, "value": value_col, "unit": unit_col},
+        {
+            "patient_id": id_col,
+            "collected_at": time_col,
+            "test": test_col,
+            "value": value_col,
+            "unit": unit_col,
+        },
     )
-    scorer = LongScorer(roles=roles, profile=load_profile(profile), window_days=window_days, decimal=decimal)
+    scorer = LongScorer(
+        roles=roles, profile=load_profile(profile), window_days=window_days, decimal=decimal
+    )
     scored, rejects = scorer.feed(df.astype("string"), last=True)
     return scored, rejects
 
@@ -296,7 +408,3 @@ def iter_long(
     for chunk in chunks:
         yield scorer.feed(chunk)
     yield scorer.finish()
-
-
-def _unused() -> Any:  # pragma: no cover
-    return _CMP

@@ -15,7 +15,7 @@ from ..errors import InputFormatError
 from ..panels import DEFAULT_WINDOW_DAYS
 from ..profiles import load_profile
 from ._columns import detect_columns, norm
-from ._io import AtomicWriter, input_kind, read_chunks, read_header
+from ._io import AtomicWriter, read_chunks, read_header
 
 __all__ = ["add_arguments", "run", "score_file"]
 
@@ -24,25 +24,60 @@ DEFAULT_CHUNKSIZE = 100_000
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", type=Path, help="CSV (also .gz), Parquet or Excel export")
-    p.add_argument("-o", "--output", help="output file (.csv, .csv.gz, .parquet, .jsonl) or - for stdout; "
-                   "default INPUT.b12labs.csv")
-    p.add_argument("--format", choices=["auto", "wide", "long"], default="auto",
-                   help="wide: one row per patient/specimen; long: one result per row (default: detect)")
-    p.add_argument("--map", action="append", default=[], metavar="COL=ANALYTE",
-                   help="map a column to an analyte or context field (repeatable)")
-    p.add_argument("--unit", action="append", default=[], metavar="ANALYTE=UNIT",
-                   help="the unit of an analyte whose cells and header carry none (repeatable)")
-    p.add_argument("--decimal", choices=[".", ","], default=".", help="decimal separator in the values")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="output file (.csv, .csv.gz, .parquet, .jsonl) or - for stdout; "
+        "default INPUT.b12labs.csv",
+    )
+    p.add_argument(
+        "--format",
+        choices=["auto", "wide", "long"],
+        default="auto",
+        help="wide: one row per patient/specimen; long: one result per row (default: detect)",
+    )
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="COL=ANALYTE",
+        help="map a column to an analyte or context field (repeatable)",
+    )
+    p.add_argument(
+        "--unit",
+        action="append",
+        default=[],
+        metavar="ANALYTE=UNIT",
+        help="the unit of an analyte whose cells and header carry none (repeatable)",
+    )
+    p.add_argument(
+        "--decimal", choices=[".", ","], default=".", help="decimal separator in the values"
+    )
     p.add_argument("--sep", default=",", help="CSV field separator (default ,)")
-    p.add_argument("--encoding", default=None, help="input text encoding (default UTF-8, with or without BOM)")
-    p.add_argument("--profile", default="nice-ng239-2024", help="profile id or path to a local profile TOML")
-    p.add_argument("--window", type=float, default=DEFAULT_WINDOW_DAYS, help="long format: episode window in days")
-    p.add_argument("--chunksize", type=int, default=DEFAULT_CHUNKSIZE, help="rows per chunk when streaming")
+    p.add_argument(
+        "--encoding", default=None, help="input text encoding (default UTF-8, with or without BOM)"
+    )
+    p.add_argument(
+        "--profile", default="nice-ng239-2024", help="profile id or path to a local profile TOML"
+    )
+    p.add_argument(
+        "--window",
+        type=float,
+        default=DEFAULT_WINDOW_DAYS,
+        help="long format: episode window in days",
+    )
+    p.add_argument(
+        "--chunksize", type=int, default=DEFAULT_CHUNKSIZE, help="rows per chunk when streaming"
+    )
     p.add_argument("--engine", choices=["pandas", "dask"], default="pandas")
     p.add_argument("--scheduler", help="dask: address of an existing distributed scheduler")
     p.add_argument("--workers", type=int, default=2, help="dask: workers of the local cluster")
     p.add_argument("--report", type=Path, help="write a self-contained HTML cohort report")
-    p.add_argument("--dry-run", action="store_true", help="print the detected column mapping and units; score nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the detected column mapping and units; score nothing",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     for role in ("id", "time", "test", "value", "unit"):
         p.add_argument(f"--{role}-col", help=f"long format: the {role} column")
@@ -60,7 +95,9 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 def _looks_long(header: list[str]) -> bool:
     names = {norm(c) for c in header}
-    has_test = bool(names & {"test", "loinc", "loinc_code", "test_code", "analyte", "test_name", "code"})
+    has_test = bool(
+        names & {"test", "loinc", "loinc_code", "test_code", "analyte", "test_name", "code"}
+    )
     has_value = bool(names & {"value", "result", "result_value"})
     return has_test and has_value
 
@@ -121,16 +158,24 @@ def score_file(args: argparse.Namespace) -> dict[str, Any]:
             from ._dask import score_file_dask
 
             rows = score_file_dask(path, output, cmap, args, profile)
-            result = {"rows": rows, "format": "wide", "engine": "dask", "output": output}
-            result["elapsed_s"] = time.perf_counter() - started
-            return result
+            elapsed = time.perf_counter() - started
+            return {
+                "rows": rows,
+                "format": "wide",
+                "engine": "dask",
+                "output": output,
+                "elapsed_s": elapsed,
+                "rows_per_s": rows / elapsed if elapsed else 0.0,
+            }
         from ._frame import check_units, score_frame
 
         writer = AtomicWriter(output, inputs=[path])
         rows = 0
         try:
             first = True
-            for chunk in read_chunks(path, chunksize=args.chunksize, encoding=args.encoding, sep=args.sep):
+            for chunk in read_chunks(
+                path, chunksize=args.chunksize, encoding=args.encoding, sep=args.sep
+            ):
                 chunk.index = pd.RangeIndex(rows, rows + len(chunk))
                 if first:
                     check_units(chunk, cmap)
@@ -149,25 +194,45 @@ def score_file(args: argparse.Namespace) -> dict[str, Any]:
     else:
         from ._long import LongScorer, detect_long_columns
 
-        roles = detect_long_columns(header, {
-            "patient_id": args.id_col, "collected_at": args.time_col, "test": args.test_col,
-            "value": args.value_col, "unit": args.unit_col,
-        })
+        roles = detect_long_columns(
+            header,
+            {
+                "patient_id": args.id_col,
+                "collected_at": args.time_col,
+                "test": args.test_col,
+                "value": args.value_col,
+                "unit": args.unit_col,
+            },
+        )
         if args.dry_run:
-            return {"dry_run": True, "format": "long", "mapping": "\n".join(f"  {c!r:24} -> {r}" for r, c in roles.items())}
+            return {
+                "dry_run": True,
+                "format": "long",
+                "mapping": "\n".join(f"  {c!r:24} -> {r}" for r, c in roles.items()),
+            }
         if args.engine == "dask":
-            raise InputFormatError("--engine dask scores wide exports; long exports stream with the pandas engine")
-        scorer = LongScorer(roles=roles, profile=profile, window_days=args.window, decimal=args.decimal)
+            raise InputFormatError(
+                "--engine dask scores wide exports; long exports stream with the pandas engine"
+            )
+        scorer = LongScorer(
+            roles=roles, profile=profile, window_days=args.window, decimal=args.decimal
+        )
         writer = AtomicWriter(output, inputs=[path])
-        rejects_path = (output[:-3] if output.endswith(".gz") else output).rsplit(".", 1)[0] + ".rejects.csv" \
-            if output != "-" else str(path.with_name(path.name + ".rejects.csv"))
+        rejects_path = (
+            (output[:-3] if output.endswith(".gz") else output).rsplit(".", 1)[0] + ".rejects.csv"
+            if output != "-"
+            else str(path.with_name(path.name + ".rejects.csv"))
+        )
         reject_writer = AtomicWriter(rejects_path, inputs=[path])
         rows = 0
         rejected = 0
         try:
+
             def chunks() -> Iterator[pd.DataFrame]:
                 nonlocal rows
-                for chunk in read_chunks(path, chunksize=args.chunksize, encoding=args.encoding, sep=args.sep):
+                for chunk in read_chunks(
+                    path, chunksize=args.chunksize, encoding=args.encoding, sep=args.sep
+                ):
                     rows += len(chunk)
                     progress.update(rows)
                     yield chunk
@@ -192,9 +257,14 @@ def score_file(args: argparse.Namespace) -> dict[str, Any]:
             progress.done()
     elapsed = time.perf_counter() - started
     result: dict[str, Any] = {
-        "format": fmt, "engine": args.engine, "rows": rows, "output": output,
-        "elapsed_s": elapsed, "rows_per_s": rows / elapsed if elapsed else 0.0,
-        "summary": summary.to_dict(), "top_codes": summary.top_codes(8),
+        "format": fmt,
+        "engine": args.engine,
+        "rows": rows,
+        "output": output,
+        "elapsed_s": elapsed,
+        "rows_per_s": rows / elapsed if elapsed else 0.0,
+        "summary": summary.to_dict(),
+        "top_codes": summary.top_codes(8),
     }
     if rejects_path:
         result["rejects"] = rejects_path
@@ -205,15 +275,28 @@ def score_file(args: argparse.Namespace) -> dict[str, Any]:
 
         t = profile.thresholds
         bands = {
-            f"deficient below ({t['b12_deficient'].value:g} {t['b12_deficient'].unit})": profile["b12_deficient"],
-            f"indeterminate up to ({t['b12_indeterminate_upper'].value:g} {t['b12_indeterminate_upper'].unit})": profile["b12_indeterminate_upper"],
+            f"deficient below ({t['b12_deficient'].value:g} {t['b12_deficient'].unit})": profile[
+                "b12_deficient"
+            ],
+            f"indeterminate up to ({t['b12_indeterminate_upper'].value:g} {t['b12_indeterminate_upper'].unit})": profile[
+                "b12_indeterminate_upper"
+            ],
             f"upper limit ({t['b12_high'].value:g} {t['b12_high'].unit})": profile["b12_high"],
         }
-        render_html(summary, args.report, title=f"b12labs cohort report: {path.name}", bands=bands,
-                    profile_id=f"{profile.id} v{profile.version}",
-                    extra={"MMA limit (umol/L)": f"{profile['mma_elevated']:g}", "input": path.name,
-                           "rows": f"{rows:,}", "elapsed": f"{elapsed:.1f} s",
-                           "rows/s": f"{result['rows_per_s']:,.0f}"})
+        render_html(
+            summary,
+            args.report,
+            title=f"b12labs cohort report: {path.name}",
+            bands=bands,
+            profile_id=f"{profile.id} v{profile.version}",
+            extra={
+                "MMA limit (umol/L)": f"{profile['mma_elevated']:g}",
+                "input": path.name,
+                "rows": f"{rows:,}",
+                "elapsed": f"{elapsed:.1f} s",
+                "rows/s": f"{result['rows_per_s']:,.0f}",
+            },
+        )
         result["report"] = str(args.report)
     return result
 
@@ -226,17 +309,25 @@ def _print_summary(result: dict[str, Any]) -> None:
         return
     out = sys.stderr
     s = result.get("summary", {})
-    print(f"b12labs: scored {result['rows']:,} rows ({result['format']}, {result['engine']}) "
-          f"in {result['elapsed_s']:.1f} s ({result.get('rows_per_s', 0):,.0f} rows/s) -> {result['output']}", file=out)
+    print(
+        f"b12labs: scored {result['rows']:,} rows ({result['format']}, {result['engine']}) "
+        f"in {result['elapsed_s']:.1f} s ({result.get('rows_per_s', 0):,.0f} rows/s) -> {result['output']}",
+        file=out,
+    )
     if "episodes" in result:
-        print(f"  episodes: {result['episodes']:,}; rejected rows: {result['rejected_rows']:,} -> {result['rejects']}", file=out)
+        print(
+            f"  episodes: {result['episodes']:,}; rejected rows: {result['rejected_rows']:,} -> {result['rejects']}",
+            file=out,
+        )
     status = s.get("status_counts") or {}
     if status:
         print("  status: " + ", ".join(f"{k} {v:,}" for k, v in status.items()), file=out)
     if s.get("error_rows") is not None:
         print(f"  rows with errors: {s['error_rows']:,}", file=out)
     if result.get("top_codes"):
-        print("  top findings: " + ", ".join(f"{c} {n:,}" for c, n in result["top_codes"]), file=out)
+        print(
+            "  top findings: " + ", ".join(f"{c} {n:,}" for c, n in result["top_codes"]), file=out
+        )
     if result.get("report"):
         print(f"  report: {result['report']}", file=out)
 

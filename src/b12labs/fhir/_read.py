@@ -73,8 +73,14 @@ _SNOMED_POSITIVE = "10828004"
 _SNOMED_NEGATIVE = "260385009"
 _NEGATED_TEXT = {"absent", "no", "negative", "not present", "none", "not detected", "false"}
 _OBSERVATION_STATUSES = {
-    "registered", "preliminary", "final", "amended", "corrected", "cancelled",
-    "entered-in-error", "unknown",
+    "registered",
+    "preliminary",
+    "final",
+    "amended",
+    "corrected",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
 }
 _COMPARATORS = {"<", "<=", ">", ">="}
 _CLINICAL_CURRENT = {"active", "recurrence", "relapse"}
@@ -84,7 +90,11 @@ _SEX = {"male": "male", "female": "female", "other": "other", "unknown": "unknow
 #: A pregnancy statement older than the longest pregnancy (42 weeks) is no longer current.
 _PREGNANCY_MAX_DAYS = 42 * 7
 _USED_TYPES = {
-    "Observation", "Patient", "Condition", "MedicationRequest", "MedicationStatement",
+    "Observation",
+    "Patient",
+    "Condition",
+    "MedicationRequest",
+    "MedicationStatement",
 }
 _SUPPORT_TYPES = {"Medication", "DiagnosticReport"}
 
@@ -122,8 +132,9 @@ def _flatten(resources: object) -> _Collected:
     def add(obj: object, full_url: str | None, top: bool) -> None:
         data = _as_json(obj)
         if data is None:
-            out.ignored.append(IgnoredInput(
-                source=f"item #{counter[0] + 1}", reason="not a FHIR resource"))
+            out.ignored.append(
+                IgnoredInput(source=f"item #{counter[0] + 1}", reason="not a FHIR resource")
+            )
             counter[0] += 1
             return
         rtype = data.get("resourceType")
@@ -133,9 +144,13 @@ def _flatten(resources: object) -> _Collected:
                 if entry.get("resource") is not None:
                     add(entry["resource"], as_str(entry.get("fullUrl")), False)
             return
-        if rtype is None and top and all(
-            v is None or isinstance(v, (Mapping, list)) or hasattr(v, "model_dump")
-            for v in data.values()
+        if (
+            rtype is None
+            and top
+            and all(
+                v is None or isinstance(v, (Mapping, list)) or hasattr(v, "model_dump")
+                for v in data.values()
+            )
         ):
             # a CDS Hooks prefetch object: {"patient": {...}, "observations": Bundle, ...}
             for v in data.values():
@@ -216,7 +231,9 @@ def _with_range(analyte: str, m: Measurement, resource: Mapping[str, Any]) -> Me
             continue
         unit, _ = _quantity_unit(q)
         try:
-            limits[key] = value if unit is None or unit == m.unit else convert(value, analyte, unit, m.unit)
+            limits[key] = (
+                value if unit is None or unit == m.unit else convert(value, analyte, unit, m.unit)
+            )
         except (InputError, ValueError, ArithmeticError):
             return m
     if not limits:
@@ -295,7 +312,10 @@ def read_result(resource: Mapping[str, Any]) -> ObservationResult | None:
     """
     if resource.get("resourceType") != "Observation":
         return None
-    if resource.get("status") in ("entered-in-error", "cancelled") or "dataAbsentReason" in resource:
+    if (
+        resource.get("status") in ("entered-in-error", "cancelled")
+        or "dataAbsentReason" in resource
+    ):
         return None
     analyte = loinc_analyte(resource.get("code"))
     if analyte is None:
@@ -304,7 +324,9 @@ def read_result(resource: Mapping[str, Any]) -> ObservationResult | None:
         m = _measurement(analyte, resource)
     except _Unusable:
         return None
-    return ObservationResult(analyte, _effective(resource) or parse_fhir_datetime(resource.get("issued")), m)
+    return ObservationResult(
+        analyte, _effective(resource) or parse_fhir_datetime(resource.get("issued")), m
+    )
 
 
 # ---------------------------------------------------------------- context statements
@@ -321,7 +343,9 @@ class _Statement:
 
 def _snomed_entries(concept: object) -> list[SnomedEntry]:
     table = code_maps().snomed
-    return [table[c] for s, c, _ in codings(concept) if s == SNOMED and c is not None and c in table]
+    return [
+        table[c] for s, c, _ in codings(concept) if s == SNOMED and c is not None and c in table
+    ]
 
 
 def _negated(r: Mapping[str, Any]) -> bool:
@@ -380,11 +404,15 @@ class _Reader:
             for e in entries:
                 r = e.resource
                 members = {"DiagnosticReport": "result", "Observation": "hasMember"}.get(
-                    str(r.get("resourceType")))
+                    str(r.get("resourceType"))
+                )
                 if members is None or not r.get(members):
                     continue
-                when = (_effective(r) or parse_fhir_datetime(r.get("issued"))
-                        or self.report_dates.get(id(r)))
+                when = (
+                    _effective(r)
+                    or parse_fhir_datetime(r.get("issued"))
+                    or self.report_dates.get(id(r))
+                )
                 if when is None:
                     continue
                 for ref in as_list(r.get(members)):
@@ -392,7 +420,9 @@ class _Reader:
                     if target is not None:
                         self.report_dates.setdefault(id(target), when)
 
-    def resolve(self, ref: str | None, container: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    def resolve(
+        self, ref: str | None, container: Mapping[str, Any] | None
+    ) -> Mapping[str, Any] | None:
         if ref is None:
             return None
         if ref.startswith("#") and container is not None:
@@ -462,16 +492,23 @@ class _Reader:
         loincs = {c for s, c, _ in codings(r.get("code")) if s == LOINC and c}
         if loincs & maps.pregnancy_observations:
             self._valid(r)
-            answers = [maps.pregnancy_answers.get(c) for s, c, _ in codings(r.get("valueCodeableConcept"))
-                       if s == LOINC and c is not None]
-            answers += [x.pregnant for x in _snomed_entries(r.get("valueCodeableConcept"))
-                        if x.pregnant is not None]
+            answers = [
+                maps.pregnancy_answers.get(c)
+                for s, c, _ in codings(r.get("valueCodeableConcept"))
+                if s == LOINC and c is not None
+            ]
+            answers += [
+                x.pregnant
+                for x in _snomed_entries(r.get("valueCodeableConcept"))
+                if x.pregnant is not None
+            ]
             known = [a for a in answers if a is not None]
             if not known:
                 raise _Unusable("pregnancy status unknown or its answer not recognised")
             self.subject(r)
-            self.statements.append(_Statement(when or parse_fhir_datetime(r.get("issued")),
-                                              e.label, pregnant=known[0]))
+            self.statements.append(
+                _Statement(when or parse_fhir_datetime(r.get("issued")), e.label, pregnant=known[0])
+            )
             return
         entries = _snomed_entries(r.get("code"))
         from_value = False
@@ -486,8 +523,11 @@ class _Reader:
         self.subject(r)
         when = when or parse_fhir_datetime(r.get("issued"))
         for x in entries:
-            self.statements.append(_Statement(when, e.label, pregnant=x.pregnant,
-                                              symptom=x.symptom, condition=x.condition))
+            self.statements.append(
+                _Statement(
+                    when, e.label, pregnant=x.pregnant, symptom=x.symptom, condition=x.condition
+                )
+            )
 
     def patient(self, e: _Entry) -> None:
         self._valid(e.resource)
@@ -506,7 +546,10 @@ class _Reader:
         terms: list[tuple[str | None, str | None]] = []
         if not entries:
             for text in concept_texts(r.get("code")):
-                for kind, fn in (("condition", normalise_condition), ("symptom", normalise_symptom)):
+                for kind, fn in (
+                    ("condition", normalise_condition),
+                    ("symptom", normalise_symptom),
+                ):
                     try:
                         term = fn(text)
                     except InputError:
@@ -519,9 +562,11 @@ class _Reader:
             raise _Unusable("code not used by b12labs")
         self._valid(r)
         self.subject(r)
-        when = (parse_fhir_datetime(r.get("onsetDateTime"))
-                or parse_fhir_datetime(as_dict(r.get("onsetPeriod")).get("start"))
-                or parse_fhir_datetime(r.get("recordedDate")))
+        when = (
+            parse_fhir_datetime(r.get("onsetDateTime"))
+            or parse_fhir_datetime(as_dict(r.get("onsetPeriod")).get("start"))
+            or parse_fhir_datetime(r.get("recordedDate"))
+        )
         for x in entries:
             if x.condition:
                 self.conditions.append(x.condition)
@@ -539,8 +584,11 @@ class _Reader:
         r = e.resource
         status = r.get("status")
         if status != "active":
-            raise _Unusable(f"status {status}: not an active medication" if isinstance(status, str)
-                            else "missing status")
+            raise _Unusable(
+                f"status {status}: not an active medication"
+                if isinstance(status, str)
+                else "missing status"
+            )
         if r.get("doNotPerform") is True:
             raise _Unusable("doNotPerform: the medicine is not to be given")
         concept: Mapping[str, Any] | None = None
@@ -551,7 +599,11 @@ class _Reader:
             ref = as_dict(r.get("medicationReference"))
             fallback = as_str(ref.get("display"))
             target = self.resolve(as_str(ref.get("reference")), r)
-            if target is not None and target.get("resourceType") == "Medication" and validate(target) is None:
+            if (
+                target is not None
+                and target.get("resourceType") == "Medication"
+                and validate(target) is None
+            ):
                 concept = as_dict(target.get("code"))
         self._valid(r)
         names = self._medication_names(concept) if concept is not None else []
@@ -592,7 +644,10 @@ class _Reader:
                 pregnancy.append(s)
                 continue
             if s.when is not None and s.when < earliest:
-                self.ignore(s.label, f"older than the {self.window_days:g}-day window before the newest result")
+                self.ignore(
+                    s.label,
+                    f"older than the {self.window_days:g}-day window before the newest result",
+                )
                 continue
             if s.symptom:
                 symptoms.append(s.symptom)
@@ -617,10 +672,14 @@ class _Reader:
         chosen = ordered[0]
         for s in ordered[1:]:
             self.ignore(s.label, "superseded by a newer pregnancy status")
-        if chosen.pregnant and chosen.when is not None and (
-            reference - chosen.when > dt.timedelta(days=_PREGNANCY_MAX_DAYS)
+        if (
+            chosen.pregnant
+            and chosen.when is not None
+            and (reference - chosen.when > dt.timedelta(days=_PREGNANCY_MAX_DAYS))
         ):
-            self.ignore(chosen.label, "pregnancy status older than 42 weeks before the newest result")
+            self.ignore(
+                chosen.label, "pregnancy status older than 42 weeks before the newest result"
+            )
             return None
         return chosen.pregnant
 

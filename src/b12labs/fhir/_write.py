@@ -57,8 +57,12 @@ ACTION_EXTENSION = "https://b12labs.org/fhir/StructureDefinition/recommended-act
 _SEVERITY = {Severity.critical: "high", Severity.warning: "moderate", Severity.info: "low"}
 #: Displays as in the HL7 v3 ObservationInterpretation code system (R4 and THO 3.0.0).
 INTERPRETATION_DISPLAY = {
-    "L": "Low", "H": "High", "N": "Normal", "IND": "Indeterminate",
-    "POS": "Positive", "NEG": "Negative",
+    "L": "Low",
+    "H": "High",
+    "N": "Normal",
+    "IND": "Indeterminate",
+    "POS": "Positive",
+    "NEG": "Negative",
 }
 _RANK = {"L": 3, "H": 3, "IND": 2, "N": 1}
 
@@ -67,11 +71,31 @@ _RANK = {"L": 3, "H": 3, "IND": 2, "N": 1}
 #   band_low: below -> L (else no verdict: the band above decides)
 #   band_ind: up to (inclusive) -> IND, above -> N
 #   band_high: above -> H (else no verdict)     borderline: below -> IND, else N
-_UPPER = {"mma_elevated", "mma_elevated_older", "mma_markedly_elevated", "homocysteine_elevated",
-          "mcv_macrocytosis", "mcv_marked", "rdw_high", "crp_inflammation"}
-_LOWER = {"ferritin_low", "ferritin_low_inflammation", "tsat_low_inflammation", "folate_low",
-          "rbc_folate_low", "hb_anaemia_male", "hb_anaemia_female", "hb_anaemia_pregnant",
-          "hb_moderate", "hb_severe", "hb_moderate_pregnant", "hb_severe_pregnant", "egfr_renal"}
+_UPPER = {
+    "mma_elevated",
+    "mma_elevated_older",
+    "mma_markedly_elevated",
+    "homocysteine_elevated",
+    "mcv_macrocytosis",
+    "mcv_marked",
+    "rdw_high",
+    "crp_inflammation",
+}
+_LOWER = {
+    "ferritin_low",
+    "ferritin_low_inflammation",
+    "tsat_low_inflammation",
+    "folate_low",
+    "rbc_folate_low",
+    "hb_anaemia_male",
+    "hb_anaemia_female",
+    "hb_anaemia_pregnant",
+    "hb_moderate",
+    "hb_severe",
+    "hb_moderate_pregnant",
+    "hb_severe_pregnant",
+    "egfr_renal",
+}
 _BAND_LOW = {"b12_deficient", "holotc_deficient"}
 _BAND_IND = {"b12_indeterminate_upper", "holotc_indeterminate_upper"}
 _BAND_HIGH = {"b12_high"}
@@ -221,9 +245,14 @@ def observation_interpretation(
             if code is None:
                 continue
             if best is None or _RANK[code] > _RANK[best[0]]:
-                source = "laboratory reference interval" if e.lab_interval else interpretation.profile_id
-                best = (code, f"{e.threshold_name} {e.threshold:g} {e.threshold_unit or ''}".rstrip()
-                        + f" ({source})")
+                source = (
+                    "laboratory reference interval" if e.lab_interval else interpretation.profile_id
+                )
+                best = (
+                    code,
+                    f"{e.threshold_name} {e.threshold:g} {e.threshold_unit or ''}".rstrip()
+                    + f" ({source})",
+                )
     if best is not None:
         return best
     if measurement is not None:
@@ -289,15 +318,22 @@ def _evidence_text(e: Evidence) -> str:
     if e.threshold is not None:
         what = e.threshold_name or "threshold"
         where = "laboratory reference interval" if e.lab_interval else (e.threshold_source or "")
-        parts.append(f"compared with {what} {e.threshold:g} {e.threshold_unit or ''}".rstrip()
-                     + (f" ({where})" if where else ""))
+        parts.append(
+            f"compared with {what} {e.threshold:g} {e.threshold_unit or ''}".rstrip()
+            + (f" ({where})" if where else "")
+        )
     if e.note:
         parts.append(e.note)
     return "; ".join(parts)
 
 
 def _detected_issue(
-    finding: Finding, *, subject: str, device: str, device_display: str, timestamp: str,
+    finding: Finding,
+    *,
+    subject: str,
+    device: str,
+    device_display: str,
+    timestamp: str,
     used: Mapping[str, _Used],
 ) -> dict[str, Any]:
     implicated: list[dict[str, Any]] = []
@@ -316,7 +352,8 @@ def _detected_issue(
     extensions = [{"url": SOURCE_EXTENSION, "valueString": s} for s in finding.sources]
     extensions += [
         {"url": ACTION_EXTENSION, "valueString": f"{a.kind}: {a.test}"}
-        for a in finding.actions if a.kind != "order_test"
+        for a in finding.actions
+        if a.kind != "order_test"
     ]
     issue: dict[str, Any] = {
         "resourceType": "DetectedIssue",
@@ -359,14 +396,16 @@ def _service_requests(interpretation: Interpretation, subject: str) -> list[dict
         code: dict[str, Any] = {"text": test}
         if loinc:
             code["coding"] = [{"system": LOINC, "code": loinc, "display": test}]
-        out.append({
-            "resourceType": "ServiceRequest",
-            "status": "draft",
-            "intent": "proposal",
-            "code": code,
-            "subject": {"reference": subject},
-            "reasonCode": [{"text": t} for t in titles],
-        })
+        out.append(
+            {
+                "resourceType": "ServiceRequest",
+                "status": "draft",
+                "intent": "proposal",
+                "code": code,
+                "subject": {"reference": subject},
+                "reasonCode": [{"text": t} for t in titles],
+            }
+        )
     return out
 
 
@@ -376,8 +415,9 @@ def _echo(interpretation: Interpretation, u: _Used) -> dict[str, Any]:
     if verdict is not None:
         code, why = verdict
         concept = {
-            "coding": [{"system": V3_INTERPRETATION, "code": code,
-                        "display": INTERPRETATION_DISPLAY[code]}],
+            "coding": [
+                {"system": V3_INTERPRETATION, "code": code, "display": INTERPRETATION_DISPLAY[code]}
+            ],
             "text": f"b12labs: {INTERPRETATION_DISPLAY[code]} ({why})",
         }
         existing = resource.get("interpretation")
@@ -411,15 +451,21 @@ def to_fhir(
         "deviceName": [{"name": "b12labs", "type": "manufacturer-name"}],
         "version": [
             {"type": {"text": "b12labs library"}, "value": interpretation.library_version},
-            {"type": {"text": f"threshold profile {interpretation.profile_id}"},
-             "value": interpretation.profile_version},
+            {
+                "type": {"text": f"threshold profile {interpretation.profile_id}"},
+                "value": interpretation.profile_version,
+            },
         ],
     }
     entries: list[dict[str, Any]] = [{"fullUrl": device_url, "resource": device}]
     for finding in interpretation.findings:
         issue = _detected_issue(
-            finding, subject=subject, device=device_url, device_display=device_display,
-            timestamp=timestamp, used=used,
+            finding,
+            subject=subject,
+            device=device_url,
+            device_display=device_display,
+            timestamp=timestamp,
+            used=used,
         )
         entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": issue})
     for request in _service_requests(interpretation, subject):
@@ -430,13 +476,21 @@ def to_fhir(
             entries.append({"fullUrl": u.full_url, "resource": _echo(interpretation, u)})
     return {
         "resourceType": "Bundle",
-        "meta": {"tag": [
-            {"system": STATUS_SYSTEM, "code": interpretation.status.value},
-            {"system": PROFILE_SYSTEM, "code": interpretation.profile_id,
-             "version": interpretation.profile_version},
-            {"system": LIBRARY_SYSTEM, "code": "b12labs",
-             "version": interpretation.library_version},
-        ]},
+        "meta": {
+            "tag": [
+                {"system": STATUS_SYSTEM, "code": interpretation.status.value},
+                {
+                    "system": PROFILE_SYSTEM,
+                    "code": interpretation.profile_id,
+                    "version": interpretation.profile_version,
+                },
+                {
+                    "system": LIBRARY_SYSTEM,
+                    "code": "b12labs",
+                    "version": interpretation.library_version,
+                },
+            ]
+        },
         "type": "collection",
         "timestamp": timestamp,
         "entry": entries,

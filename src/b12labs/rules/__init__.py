@@ -1,17 +1,36 @@
-"""The rule catalogue of RULES.md §5, one area a module, in catalogue order."""
+"""The rule catalogue of RULES.md §5, one area a module.
+
+Catalogue order is RULES.md §5 order: areas in :data:`AREA_ORDER`, rules within an area in
+the order their module defines them (never the order modules happen to be imported in).
+"""
 
 from __future__ import annotations
 
-from . import (  # noqa: F401  (importing registers the rules, in this order)
+from . import (  # noqa: F401  (importing registers the rules)
     cobalamin,
-    metabolites,
+    context,
     folate,
     haematology,
     iron,
-    context,
+    metabolites,
     neurology,
     quality,
 )
 from ._registry import CATALOGUE, SOURCES, TESTS, ActionSpec, Rule
 
-__all__ = ["CATALOGUE", "SOURCES", "TESTS", "ActionSpec", "Rule"]
+__all__ = ["AREA_ORDER", "CATALOGUE", "SOURCES", "TESTS", "ActionSpec", "Rule"]
+
+AREA_ORDER = (
+    "cobalamin",
+    "metabolites",
+    "folate",
+    "haematology",
+    "iron",
+    "context",
+    "neurology",
+    "scope",
+    "quality",
+)
+CATALOGUE.sort(
+    key=lambda r: AREA_ORDER.index(r.area)
+)  # stable: keeps definition order within an area

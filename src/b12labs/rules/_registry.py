@@ -83,8 +83,14 @@ def order(test: str, when: Predicate | None = None) -> ActionSpec:
     """Order a test (RULES.md key of :data:`TESTS`), by default only when its result is missing."""
     name, loinc = TESTS[test]
     if when is None:
+
         def when(f: Any, xp: Any) -> X:
-            return xp.not_(getattr(f, test).present) if test != "if_antibody" else xp.not_(f.if_measured)
+            return (
+                xp.not_(getattr(f, test).present)
+                if test != "if_antibody"
+                else xp.not_(f.if_measured)
+            )
+
     return ActionSpec("order_test", name, loinc, when)
 
 
@@ -174,10 +180,21 @@ def rule(
             raise ValueError(f"{code}: unknown sources {unknown}")
         CATALOGUE.append(
             Rule(
-                code=code, area=area, severity=severity, title=title, message=message,
-                when=fn, sources=tuple(sources), why=why, evidence=tuple(evidence),
-                actions=tuple(actions), escalate=escalate, severity_note=severity_note,
-                after_status=after_status, example=example or {}, uses=tuple(uses),
+                code=code,
+                area=area,
+                severity=severity,
+                title=title,
+                message=message,
+                when=fn,
+                sources=tuple(sources),
+                why=why,
+                evidence=tuple(evidence),
+                actions=tuple(actions),
+                escalate=escalate,
+                severity_note=severity_note,
+                after_status=after_status,
+                example=example or {},
+                uses=tuple(uses),
             )
         )
         return fn

@@ -12,7 +12,9 @@ INFO, WARNING = Severity.info, Severity.warning
 
 
 @rule(
-    "B12_DEFICIENT", area="cobalamin", severity=WARNING,
+    "B12_DEFICIENT",
+    area="cobalamin",
+    severity=WARNING,
     title="Total B12 in the deficient band",
     message="Total B12 {b12} is below {b12_deficient}: consistent with B12 deficiency. "
     "Consider the cause: an intrinsic-factor antibody test, and coeliac serology if no other "
@@ -38,9 +40,13 @@ def _b12_indeterminate_message(v: Any) -> str:
     f = v.facts
     if f.mma.present:
         if f.mma_elevated:
-            text += " MMA {mma} is above {mma_elevated}, which supports functional deficiency.".format_map(v)
+            text += " MMA {mma} is above {mma_elevated}, which supports functional deficiency.".format_map(
+                v
+            )
         elif f.mma_not_elevated:
-            text += " MMA {mma} is not elevated (limit {mma_elevated}): functional deficiency is less likely.".format_map(v)
+            text += " MMA {mma} is not elevated (limit {mma_elevated}): functional deficiency is less likely.".format_map(
+                v
+            )
         else:
             text += " MMA {mma} is censored and does not decide.".format_map(v)
     else:
@@ -49,7 +55,9 @@ def _b12_indeterminate_message(v: Any) -> str:
 
 
 @rule(
-    "B12_INDETERMINATE", area="cobalamin", severity=INFO,
+    "B12_INDETERMINATE",
+    area="cobalamin",
+    severity=INFO,
     escalate=lambda f, xp: xp.where(f.any_symptom, 2, 1),
     severity_note="warning when any symptom of RULES.md §3 is present",
     title="Total B12 in the indeterminate band",
@@ -58,7 +66,11 @@ def _b12_indeterminate_message(v: Any) -> str:
     why="Between the deficiency limit and the upper indeterminate limit total B12 neither "
     "confirms nor excludes deficiency; NICE NG239 and BSH recommend MMA as the second-line "
     "test (homocysteine when MMA is unavailable).",
-    evidence=(("b12", "b12_deficient"), ("b12", "b12_indeterminate_upper"), ("mma", "mma_elevated")),
+    evidence=(
+        ("b12", "b12_deficient"),
+        ("b12", "b12_indeterminate_upper"),
+        ("mma", "mma_elevated"),
+    ),
     actions=(
         order("mma"),
         order("homocysteine", when=lambda f, xp: xp.not_(f.mma.present | f.homocysteine.present)),
@@ -70,7 +82,9 @@ def b12_indeterminate(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "B12_DEFICIENCY_UNLIKELY", area="cobalamin", severity=INFO,
+    "B12_DEFICIENCY_UNLIKELY",
+    area="cobalamin",
+    severity=INFO,
     title="Total B12 above the indeterminate band",
     message="Total B12 {b12} is above {b12_indeterminate_upper}: deficiency is unlikely on this "
     "result, though a normal B12 does not exclude it when the clinical picture suggests it.",
@@ -86,7 +100,9 @@ def b12_deficiency_unlikely(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "B12_HIGH_UNEXPLAINED", area="cobalamin", severity=INFO,
+    "B12_HIGH_UNEXPLAINED",
+    area="cobalamin",
+    severity=INFO,
     title="Total B12 above the upper limit without B12 treatment",
     message="Total B12 {b12} is above {b12_high} with no B12 treatment recorded. A high B12 "
     "without supplementation can accompany liver, kidney or myeloproliferative disease; "
@@ -103,7 +119,9 @@ def b12_high_unexplained(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "HOLOTC_DEFICIENT", area="cobalamin", severity=WARNING,
+    "HOLOTC_DEFICIENT",
+    area="cobalamin",
+    severity=WARNING,
     title="Active B12 (holoTC) in the deficient band",
     message="Active B12 (holotranscobalamin) {holotc} is below {holotc_deficient}: consistent "
     "with B12 deficiency.",
@@ -117,7 +135,9 @@ def holotc_deficient(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "HOLOTC_INDETERMINATE", area="cobalamin", severity=INFO,
+    "HOLOTC_INDETERMINATE",
+    area="cobalamin",
+    severity=INFO,
     title="Active B12 (holoTC) in the indeterminate band",
     message="Active B12 (holotranscobalamin) {holotc} is in the indeterminate band "
     "({holotc_deficient} to {holotc_indeterminate_upper}): deficiency is possible; consider MMA.",
@@ -133,7 +153,9 @@ def holotc_indeterminate(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "HOLOTC_DEFICIENCY_UNLIKELY", area="cobalamin", severity=INFO,
+    "HOLOTC_DEFICIENCY_UNLIKELY",
+    area="cobalamin",
+    severity=INFO,
     title="Active B12 (holoTC) above the indeterminate band",
     message="Active B12 (holotranscobalamin) {holotc} is above {holotc_indeterminate_upper}: "
     "deficiency is unlikely on this result.",

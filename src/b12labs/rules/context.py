@@ -13,16 +13,22 @@ INFO, WARNING = Severity.info, Severity.warning
 
 def _treatment_message(v: Any) -> str:
     """B12 treatment recorded: B12 results reflect treatment; a result still deficient despite treatment is reported as such."""
-    text = ("B12 treatment is recorded (ongoing replacement, a recent injection or a B12 "
-            "product): serum B12 and active B12 reflect the treatment, not B12 status.")
+    text = (
+        "B12 treatment is recorded (ongoing replacement, a recent injection or a B12 "
+        "product): serum B12 and active B12 reflect the treatment, not B12 status."
+    )
     if v.facts.b12_deficient or v.facts.holotc_deficient:
-        text += (" The result is still in the deficient band despite treatment: consider "
-                 "adherence, dose and malabsorption.")
+        text += (
+            " The result is still in the deficient band despite treatment: consider "
+            "adherence, dose and malabsorption."
+        )
     return text
 
 
 @rule(
-    "RECENT_B12_TREATMENT", area="context", severity=INFO,
+    "RECENT_B12_TREATMENT",
+    area="context",
+    severity=INFO,
     title="Recent B12 treatment: B12 results reflect treatment",
     message=_treatment_message,
     sources=("MAYO", "BSH2014"),
@@ -37,7 +43,9 @@ def recent_b12_treatment(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "PREGNANCY_CAVEAT", area="context", severity=INFO,
+    "PREGNANCY_CAVEAT",
+    area="context",
+    severity=INFO,
     title="Pregnancy lowers total B12",
     message="Total B12 {b12} was measured in pregnancy: total B12 falls in pregnancy without "
     "deficiency; active B12 (holoTC) or MMA are preferred.",
@@ -51,7 +59,9 @@ def pregnancy_caveat(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "NITROUS_OXIDE", area="context", severity=WARNING,
+    "NITROUS_OXIDE",
+    area="context",
+    severity=WARNING,
     escalate=lambda f, xp: xp.where(f.neuro, 3, 2),
     severity_note="critical with a neurological symptom",
     title="Nitrous oxide exposure",
@@ -69,7 +79,9 @@ def nitrous_oxide(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "B12_RISK_MEDICATION", area="context", severity=INFO,
+    "B12_RISK_MEDICATION",
+    area="context",
+    severity=INFO,
     title="A medicine that lowers B12",
     message="A medicine that lowers B12 is recorded ({meds_b12_lowering}): metformin, acid "
     "suppressants and some anticonvulsants reduce B12 absorption.",
@@ -84,7 +96,9 @@ def b12_risk_medication(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "MALABSORPTION_RISK", area="context", severity=INFO,
+    "MALABSORPTION_RISK",
+    area="context",
+    severity=INFO,
     title="A cause of B12 malabsorption",
     message="A condition that impairs B12 absorption is recorded ({conditions}): oral "
     "replacement may not be dependable; intramuscular replacement per guidance.",
@@ -98,7 +112,9 @@ def malabsorption_risk(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "DIETARY_RISK", area="context", severity=INFO,
+    "DIETARY_RISK",
+    area="context",
+    severity=INFO,
     title="Dietary risk of B12 deficiency",
     message="A vegan or vegetarian diet is recorded: a dietary cause of low B12 is possible; "
     "oral replacement usually suffices.",
@@ -112,7 +128,9 @@ def dietary_risk(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "IF_ANTIBODY_POSITIVE", area="context", severity=WARNING,
+    "IF_ANTIBODY_POSITIVE",
+    area="context",
+    severity=WARNING,
     title="Intrinsic-factor antibody positive",
     message="Intrinsic-factor antibody is positive: this supports autoimmune gastritis "
     "(pernicious anaemia). A negative result would not have excluded it.",
@@ -126,7 +144,9 @@ def if_antibody_positive(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "POSSIBLE_ASSAY_INTERFERENCE", area="context", severity=WARNING,
+    "POSSIBLE_ASSAY_INTERFERENCE",
+    area="context",
+    severity=WARNING,
     title="B12 may read falsely normal",
     message="Total B12 {b12} is not in the deficient band, but a positive intrinsic-factor "
     "antibody or an MCV above {mcv_marked} ({mcv}) is present: some B12 assays read falsely "

@@ -12,7 +12,9 @@ INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
 
 
 @rule(
-    "FOLATE_LOW", area="folate", severity=WARNING,
+    "FOLATE_LOW",
+    area="folate",
+    severity=WARNING,
     title="Serum folate low",
     message="Serum folate {folate} is below {folate_low}: consistent with folate deficiency.",
     sources=("WHO-FOLATE", "BSH2014"),
@@ -26,7 +28,9 @@ def folate_low(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "FOLATE_BORDERLINE", area="folate", severity=INFO,
+    "FOLATE_BORDERLINE",
+    area="folate",
+    severity=INFO,
     title="Serum folate borderline",
     message="Serum folate {folate} is borderline ({folate_low} to {folate_borderline_upper}): "
     "possible folate deficiency.",
@@ -40,9 +44,13 @@ def folate_borderline(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "FOLIC_ACID_CAUTION", area="folate", severity=WARNING,
+    "FOLIC_ACID_CAUTION",
+    area="folate",
+    severity=WARNING,
     escalate=lambda f, xp: xp.where(
-        f.b12_deficient_or_indeterminate | f.holotc_deficient_or_indeterminate | f.mma_elevated, 3, 2
+        f.b12_deficient_or_indeterminate | f.holotc_deficient_or_indeterminate | f.mma_elevated,
+        3,
+        2,
     ),
     severity_note="critical when B12 is deficient or indeterminate, holoTC ≤ 70 pmol/L or MMA "
     "elevated; warning when none of B12, holoTC and MMA was measured",
@@ -53,20 +61,28 @@ def folate_borderline(f: Any, xp: Any) -> X:
     sources=("FOLIC-WARNING", "BSH2014"),
     why="Folic acid can correct the anaemia of B12 deficiency while the neurological damage "
     "progresses (subacute combined degeneration).",
-    evidence=(("folate", "folate_low"), ("b12", "b12_indeterminate_upper"),
-              ("holotc", "holotc_indeterminate_upper"), ("mma", "mma_elevated")),
+    evidence=(
+        ("folate", "folate_low"),
+        ("b12", "b12_indeterminate_upper"),
+        ("holotc", "holotc_indeterminate_upper"),
+        ("mma", "mma_elevated"),
+    ),
     actions=(avoid("folic acid alone before B12 deficiency is excluded or treated"),),
     example={"panel": {"folate": "2.5 ng/mL", "b12": "150 pg/mL"}},
 )
 def folic_acid_caution(f: Any, xp: Any) -> X:
     trigger = f.folate_low | f.med("folic_acid")
-    possible_b12 = f.b12_deficient_or_indeterminate | f.holotc_deficient_or_indeterminate | f.mma_elevated
+    possible_b12 = (
+        f.b12_deficient_or_indeterminate | f.holotc_deficient_or_indeterminate | f.mma_elevated
+    )
     nothing_measured = xp.not_(f.b12.present | f.holotc.present | f.mma.present)
     return trigger & (possible_b12 | nothing_measured)
 
 
 @rule(
-    "RBC_FOLATE_LOW", area="folate", severity=INFO,
+    "RBC_FOLATE_LOW",
+    area="folate",
+    severity=INFO,
     title="Red-cell folate low",
     message="Red-cell folate {rbc_folate} is below {rbc_folate_low}. Red-cell folate is often "
     "low in B12 deficiency too: read it with the B12 result.",

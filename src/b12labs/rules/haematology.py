@@ -12,7 +12,9 @@ INFO, WARNING = Severity.info, Severity.warning
 
 
 @rule(
-    "MACROCYTOSIS", area="haematology", severity=INFO,
+    "MACROCYTOSIS",
+    area="haematology",
+    severity=INFO,
     title="Macrocytosis",
     message="MCV {mcv} is above {mcv_macrocytosis}. Causes include B12 or folate deficiency, "
     "alcohol, liver disease, hypothyroidism, medicines and marrow disorders.",
@@ -27,7 +29,9 @@ def macrocytosis(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "MARKED_MACROCYTOSIS", area="haematology", severity=WARNING,
+    "MARKED_MACROCYTOSIS",
+    area="haematology",
+    severity=WARNING,
     title="Marked macrocytosis",
     message="MCV {mcv} is above {mcv_marked}: marked macrocytosis is usually due to cobalamin "
     "or folate deficiency.",
@@ -41,7 +45,9 @@ def marked_macrocytosis(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "MACROCYTOSIS_ON_METHOTREXATE", area="haematology", severity=WARNING,
+    "MACROCYTOSIS_ON_METHOTREXATE",
+    area="haematology",
+    severity=WARNING,
     escalate=lambda f, xp: xp.where(f.cobalamin_unlikely, 1, 2),
     severity_note="info when B12 or holoTC is already in the unlikely band",
     title="Macrocytosis on methotrexate: check B12 before attributing it to the drug",
@@ -59,7 +65,9 @@ def macrocytosis_on_methotrexate(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "MACROCYTOSIS_DRUG_PLAUSIBLE", area="haematology", severity=INFO,
+    "MACROCYTOSIS_DRUG_PLAUSIBLE",
+    area="haematology",
+    severity=INFO,
     title="Macrocytosis with a medicine that causes it",
     message="MCV {mcv} is above {mcv_macrocytosis} in a patient taking a medicine that can "
     "cause macrocytosis ({meds_macrocytosis_drug}); B12 and folate deficiency should still be excluded.",
@@ -74,7 +82,9 @@ def macrocytosis_drug_plausible(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "ANAEMIA", area="haematology", severity=Severity.info,
+    "ANAEMIA",
+    area="haematology",
+    severity=Severity.info,
     escalate=lambda f, xp: xp.where(f.anaemia_severe, 3, xp.where(f.anaemia_moderate, 2, 1)),
     severity_note="by WHO grade: mild info, moderate warning, severe critical",
     title="Anaemia",

@@ -12,7 +12,9 @@ INFO, WARNING = Severity.info, Severity.warning
 
 
 @rule(
-    "MMA_ELEVATED", area="metabolites", severity=WARNING,
+    "MMA_ELEVATED",
+    area="metabolites",
+    severity=WARNING,
     title="Methylmalonic acid elevated",
     message="MMA {mma} is above {mma_elevated}: supports functional B12 deficiency "
     "(renal impairment, hypovolaemia and older age also raise MMA).",
@@ -27,7 +29,9 @@ def mma_elevated(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "MMA_MARKEDLY_ELEVATED", area="metabolites", severity=WARNING,
+    "MMA_MARKEDLY_ELEVATED",
+    area="metabolites",
+    severity=WARNING,
     title="Methylmalonic acid markedly elevated",
     message="MMA {mma} is above {mma_markedly_elevated}: highly suggestive of functional B12 "
     "deficiency (a markedly raised MMA is unusual from renal impairment alone).",
@@ -42,7 +46,9 @@ def mma_markedly_elevated(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "MMA_RENAL_CAVEAT", area="metabolites", severity=WARNING,
+    "MMA_RENAL_CAVEAT",
+    area="metabolites",
+    severity=WARNING,
     title="Elevated MMA with renal impairment",
     message="MMA {mma} is elevated (limit {mma_elevated}) with renal impairment (eGFR {egfr}, "
     "creatinine {creatinine}): renal impairment raises MMA, so the result may overstate "
@@ -71,8 +77,10 @@ def _hcy_message(v: Any) -> str:
         confounders.append("nitrous oxide")
     if f.cond("hypothyroidism"):
         confounders.append("hypothyroidism")
-    text = "Homocysteine {homocysteine} is above {homocysteine_elevated}. It is non-specific: " \
+    text = (
+        "Homocysteine {homocysteine} is above {homocysteine_elevated}. It is non-specific: "
         "raised in B12 and folate deficiency, B6 deficiency, renal impairment and hypothyroidism."
+    )
     text = text.format_map(v)
     if confounders:
         text += " Present here: " + ", ".join(confounders) + "."
@@ -80,13 +88,19 @@ def _hcy_message(v: Any) -> str:
 
 
 @rule(
-    "HCY_ELEVATED", area="metabolites", severity=INFO,
+    "HCY_ELEVATED",
+    area="metabolites",
+    severity=INFO,
     title="Homocysteine elevated (non-specific)",
     message=_hcy_message,
     sources=("REFSUM2004", "BSH2014", "NORWAY-LAB"),
     why="Homocysteine rises in B12 deficiency but also with low folate, B6 deficiency, renal "
     "impairment, hypothyroidism, methotrexate and nitrous oxide; it is less specific than MMA.",
-    evidence=(("homocysteine", "homocysteine_elevated"), ("folate", "folate_low"), ("egfr", "egfr_renal")),
+    evidence=(
+        ("homocysteine", "homocysteine_elevated"),
+        ("folate", "folate_low"),
+        ("egfr", "egfr_renal"),
+    ),
     example={"panel": {"homocysteine": "22 umol/L"}},
 )
 def hcy_elevated(f: Any, xp: Any) -> X:
@@ -94,7 +108,9 @@ def hcy_elevated(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "FOLATE_PATTERN", area="metabolites", severity=INFO,
+    "FOLATE_PATTERN",
+    area="metabolites",
+    severity=INFO,
     title="Raised homocysteine with normal MMA: folate pattern",
     message="Homocysteine {homocysteine} is elevated while MMA {mma} is not (limit "
     "{mma_elevated}): this pattern suggests folate (or B6) deficiency rather than B12 deficiency.",
@@ -110,7 +126,9 @@ def folate_pattern(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "METABOLIC_EVIDENCE_NORMAL_B12", area="metabolites", severity=WARNING,
+    "METABOLIC_EVIDENCE_NORMAL_B12",
+    area="metabolites",
+    severity=WARNING,
     title="Metabolic evidence of deficiency despite a normal B12",
     message="B12 {b12} / active B12 {holotc} is in the unlikely band, but MMA {mma} or "
     "homocysteine {homocysteine} is elevated: deficiency is not excluded by a normal serum B12.",
@@ -118,8 +136,13 @@ def folate_pattern(f: Any, xp: Any) -> X:
     why="Serum B12 can be normal in functional deficiency; raised metabolites reveal it "
     "(S003; BSH 2014). Homocysteine alone is acted on only when MMA is unmeasured and folate "
     "is not low.",
-    evidence=(("b12", "b12_indeterminate_upper"), ("holotc", "holotc_indeterminate_upper"),
-              ("mma", "mma_elevated"), ("homocysteine", "homocysteine_elevated"), ("folate", "folate_low")),
+    evidence=(
+        ("b12", "b12_indeterminate_upper"),
+        ("holotc", "holotc_indeterminate_upper"),
+        ("mma", "mma_elevated"),
+        ("homocysteine", "homocysteine_elevated"),
+        ("folate", "folate_low"),
+    ),
     actions=(order("mma"),),
     example={"panel": {"b12": "400 pmol/L", "homocysteine": "25 umol/L"}},
 )

@@ -12,7 +12,9 @@ INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
 
 
 @rule(
-    "NEURO_URGENT", area="neurology", severity=CRITICAL,
+    "NEURO_URGENT",
+    area="neurology",
+    severity=CRITICAL,
     title="Neurological symptoms with possible B12 deficiency: urgent",
     message="Neurological symptoms ({symptoms}) with a result consistent with possible B12 "
     "deficiency or nitrous oxide exposure: prompt clinical review; treatment should not be "
@@ -22,8 +24,12 @@ INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
     sources=("BSH2014", "BNF", "S000", "S004"),
     why="Neurological damage from B12 deficiency can become irreversible; BSH advises not to "
     "delay treatment when clinical features are strong.",
-    evidence=(("b12", "b12_indeterminate_upper"), ("holotc", "holotc_indeterminate_upper"),
-              ("mma", "mma_elevated"), ("homocysteine", "homocysteine_elevated")),
+    evidence=(
+        ("b12", "b12_indeterminate_upper"),
+        ("holotc", "holotc_indeterminate_upper"),
+        ("mma", "mma_elevated"),
+        ("homocysteine", "homocysteine_elevated"),
+    ),
     actions=(review("prompt clinical review, without delaying treatment for further tests"),),
     example={"panel": {"b12": "150 pg/mL"}, "context": {"symptoms": ["paraesthesia"]}},
 )
@@ -32,7 +38,9 @@ def neuro_urgent(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "NEURO_SYMPTOMS_NORMAL_B12", area="neurology", severity=WARNING,
+    "NEURO_SYMPTOMS_NORMAL_B12",
+    area="neurology",
+    severity=WARNING,
     title="Neurological symptoms with a normal B12",
     message="Neurological symptoms ({symptoms}) with total B12 {b12} above "
     "{b12_indeterminate_upper}: a normal B12 does not exclude deficiency; consider MMA.",
@@ -51,7 +59,9 @@ _RISK_CLASSES = ("b12_lowering", "methotrexate")
 
 
 @rule(
-    "B12_TESTING_SUGGESTED", area="neurology", severity=INFO,
+    "B12_TESTING_SUGGESTED",
+    area="neurology",
+    severity=INFO,
     title="Symptoms and a risk factor: consider B12 testing",
     message="Symptoms ({symptoms}) and a risk factor for B12 deficiency are recorded with no B12 "
     "result: consider testing B12.",
@@ -64,14 +74,20 @@ _RISK_CLASSES = ("b12_lowering", "methotrexate")
 )
 def b12_testing_suggested(f: Any, xp: Any) -> X:
     risk = (
-        f.med("b12_lowering") | f.med("methotrexate") | f.malabsorption | f.diet | f.nitrous
+        f.med("b12_lowering")
+        | f.med("methotrexate")
+        | f.malabsorption
+        | f.diet
+        | f.nitrous
         | (f.raw.age >= f.profile["risk_age"])
     )
     return xp.not_(f.usable) & f.any_symptom & risk
 
 
 @rule(
-    "RA_CERVICAL_RED_FLAG", area="neurology", severity=CRITICAL,
+    "RA_CERVICAL_RED_FLAG",
+    area="neurology",
+    severity=CRITICAL,
     title="Rheumatoid arthritis with neck symptoms and neurological signs",
     message="Rheumatoid arthritis with neck pain or stiffness and {symptoms}: exclude cervical "
     "cord compression (MRI of the cervical spine) alongside the B12 work-up.",
@@ -79,17 +95,32 @@ def b12_testing_suggested(f: Any, xp: Any) -> X:
     why="Cervical spine disease affects 25-86 % of people with RA and can compress the cord; "
     "its symptoms overlap with B12 deficiency (S003).",
     actions=(review("MRI cervical spine to exclude cord compression"),),
-    example={"context": {"conditions": ["rheumatoid_arthritis"], "symptoms": ["neck_pain", "paraesthesia"]}},
+    example={
+        "context": {
+            "conditions": ["rheumatoid_arthritis"],
+            "symptoms": ["neck_pain", "paraesthesia"],
+        }
+    },
 )
 def ra_cervical_red_flag(f: Any, xp: Any) -> X:
     neck = f.sym("neck_pain") | f.sym("neck_stiffness")
-    signs = f.any_sym(("paraesthesia", "numbness", "muscle_weakness", "gait_disturbance",
-                       "bladder_bowel_dysfunction", "occipital_headache"))
+    signs = f.any_sym(
+        (
+            "paraesthesia",
+            "numbness",
+            "muscle_weakness",
+            "gait_disturbance",
+            "bladder_bowel_dysfunction",
+            "occipital_headache",
+        )
+    )
     return f.cond("rheumatoid_arthritis") & neck & signs
 
 
 @rule(
-    "ANTI_TNF_DEMYELINATION", area="neurology", severity=WARNING,
+    "ANTI_TNF_DEMYELINATION",
+    area="neurology",
+    severity=WARNING,
     title="Anti-TNF medicine with neurological symptoms",
     message="An anti-TNF medicine ({meds_anti_tnf}) with neurological symptoms ({symptoms}): "
     "anti-TNF therapy is associated with demyelination, a differential alongside B12 deficiency.",
@@ -102,7 +133,9 @@ def anti_tnf_demyelination(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "MYOCLONUS_TREATMENT_NOTE", area="neurology", severity=INFO,
+    "MYOCLONUS_TREATMENT_NOTE",
+    area="neurology",
+    severity=INFO,
     title="Myoclonus may briefly intensify after treatment starts",
     message="Myoclonus is recorded with a result consistent with deficiency: jerks may briefly "
     "intensify after treatment starts.",

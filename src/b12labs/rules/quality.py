@@ -12,7 +12,9 @@ INFO, WARNING = Severity.info, Severity.warning
 
 
 @rule(
-    "AGE_OUT_OF_SCOPE", area="scope", severity=WARNING,
+    "AGE_OUT_OF_SCOPE",
+    area="scope",
+    severity=WARNING,
     title="Under 16: adult thresholds do not apply",
     message="Age {age} is below {adult_age}: the threshold profiles are for adults and "
     "paediatric ranges differ. Interpret with a paediatric reference.",
@@ -26,7 +28,9 @@ def age_out_of_scope(f: Any, xp: Any) -> X:
 
 
 @rule(
-    "VALUE_CENSORED", area="quality", severity=INFO,
+    "VALUE_CENSORED",
+    area="quality",
+    severity=INFO,
     title="A censored value was used",
     message="A censored result ({censored}) was used; a band is decided only when the whole "
     "censored range lies inside it.",
@@ -37,14 +41,32 @@ def age_out_of_scope(f: Any, xp: Any) -> X:
 )
 def value_censored(f: Any, xp: Any) -> X:
     out: X = False
-    for key in ("b12", "holotc", "mma", "homocysteine", "mcv", "hb", "rdw", "ferritin", "tsat",
-                "iron", "tibc", "folate", "rbc_folate", "creatinine", "egfr", "crp"):
+    for key in (
+        "b12",
+        "holotc",
+        "mma",
+        "homocysteine",
+        "mcv",
+        "hb",
+        "rdw",
+        "ferritin",
+        "tsat",
+        "iron",
+        "tibc",
+        "folate",
+        "rbc_folate",
+        "creatinine",
+        "egfr",
+        "crp",
+    ):
         out = out | getattr(f, key).censored
     return out
 
 
 @rule(
-    "VALUE_IMPLAUSIBLE", area="quality", severity=WARNING,
+    "VALUE_IMPLAUSIBLE",
+    area="quality",
+    severity=WARNING,
     title="A value outside the plausible range was not used",
     message="A result outside its plausible range was not used ({implausible}): check the value "
     "and its unit.",

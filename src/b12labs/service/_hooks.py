@@ -28,9 +28,9 @@ from ._cdshooks import Discovery, Service
 
 __all__ = [
     "B12_RETEST_LOINCS",
-    "MMA_LOINC",
     "CONTEXT_LOINCS",
     "FHIR_ID",
+    "MMA_LOINC",
     "PREFETCH_TEMPLATES",
     "REQUIRED_PREFETCH",
     "SERVICES",

@@ -316,6 +316,11 @@ class JWTVerifier:
             SQLiteReplayCache(replay_db) if replay_db is not None else _ReplayCache(JTI_CACHE_MAX_ENTRIES)
         )
 
+    def close(self) -> None:
+        """Release the shared replay cache file (in-memory caches need nothing)."""
+        if isinstance(self._replay, SQLiteReplayCache):
+            self._replay.close()
+
     async def verify(
         self, authorization: str | None, audience: str | Sequence[str]
     ) -> dict[str, Any]:

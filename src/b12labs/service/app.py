@@ -258,6 +258,7 @@ class _Service:
         return self._client
 
     async def aclose(self) -> None:
+        self.verifier.close()
         if self._own_client and self._client is not None:
             await self._client.aclose()
             self._client = None
