@@ -5,13 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from ._columns import ColumnMap, detect_columns
-from ._frame import OUTPUT_COLUMNS, score_frame
+from ._frame import OUTPUT_COLUMNS, VALUE_COLUMNS, score_frame
+from ._long import score_long
 
-__all__ = ["OUTPUT_COLUMNS", "ColumnMap", "detect_columns", "score_dask", "score_frame"]
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "VALUE_COLUMNS",
+    "ColumnMap",
+    "detect_columns",
+    "score_dask",
+    "score_frame",
+    "score_long",
+]
 
 
 def score_dask(ddf: Any, **kwargs: Any) -> Any:
-    """Score a Dask DataFrame partition by partition (extra ``dask``); see :mod:`b12labs.batch._dask`."""
+    """Score a Dask DataFrame partition by partition (extra ``dask``).
+
+    Takes the keyword arguments of :func:`score_frame`; see :mod:`b12labs.batch._dask`.
+    """
     from ._dask import score_dask as _score_dask
 
     return _score_dask(ddf, **kwargs)
