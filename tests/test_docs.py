@@ -30,7 +30,7 @@ def _python_blocks(path: Path) -> list[str]:
 @pytest.mark.parametrize("block", _python_blocks(REPO / "README.md")[:1])
 def test_readme_library_example_runs(block: str) -> None:
     namespace: dict[str, object] = {}
-    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    exec(compile(block, "README.md", "exec"), namespace)
     result = namespace["result"]
     assert result.status.value == "probable"  # type: ignore[attr-defined]
     assert {"NEURO_URGENT", "B12_INDETERMINATE", "MMA_ELEVATED"} <= set(result.codes)  # type: ignore[attr-defined]
@@ -44,6 +44,6 @@ def test_readme_batch_example_runs() -> None:
     long_df = pd.DataFrame({"patient_id": ["p"], "collected_at": ["2024-01-01"], "test": ["2132-9"],
                             "value": ["150"], "unit": ["pg/mL"]})
     namespace: dict[str, object] = {"df": df, "long_df": long_df}
-    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
+    exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["scored"]["b12labs_status"].tolist() == ["deficient"]  # type: ignore[index]
     assert len(namespace["episodes"]) == 1  # type: ignore[arg-type]

@@ -289,8 +289,8 @@ def test_two_workers_share_the_replay_cache(tmp_path: Path, keys: tuple[Any, Any
         with httpx.Client(timeout=30) as keep_alive:
             keep_alive.get(f"{srv.url}/healthz")
             t0 = time.perf_counter()
-            for _ in range(20):
+            for _ in range(30):
                 assert keep_alive.get(f"{srv.url}/healthz").status_code == 200
-            assert time.perf_counter() - t0 < 0.6
+            assert time.perf_counter() - t0 < 1.0  # with the stall: >= 30 x 40 ms
     finally:
         stop(srv.proc)

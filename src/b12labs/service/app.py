@@ -238,6 +238,19 @@ class _Service:
                 "effectiveDateTime": "2020-01-01",
                 "valueQuantity": {"value": 250, "unit": "pg/mL", "system": "http://unitsofmeasure.org", "code": "pg/mL"},
             },
+            {
+                "resourceType": "MedicationRequest",
+                "status": "active",
+                "intent": "order",
+                "medicationCodeableConcept": {"text": "metformin"},
+                "subject": {"reference": "Patient/warm-up"},
+            },
+            {
+                "resourceType": "Condition",
+                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "69896004"}]},
+                "subject": {"reference": "Patient/warm-up"},
+            },
         ]
         interp = self.interpret_fhir(sample)
         requests = service_requests_by_loinc(self.to_fhir(interp, subject="Patient/warm-up"))
