@@ -69,24 +69,41 @@ class _Errors:
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.parts: list[tuple[np.ndarray, np.ndarray | str]] = []
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def add(self, mask: np.ndarray, message: np.ndarray | str) -> None:
-        if mask.any():
-            self.parts.append((mask, message))
+    def add(self, mask: np.ndarray, message: Any) -> None:
+        """``message``: a string, or a function of the row indices giving one string each."""
+        if not mask.any():
+            return
+        idx = np.flatnonzero(mask)
+        if isinstance(message, np.ndarray):
+            msgs = message[idx]
+        elif callable(message):
+            msgs = np.asarray(message(idx), dtype=object)
+        else:
+            msgs = np.full(len(idx), message, dtype=object)
+        self.parts.append((idx, msgs))
+
+    def cell(self, mask: np.ndarray, column: str, text: np.ndarray, reason: Any) -> None:
+        """``column='cell text': reason`` for the masked rows (``reason`` may be per row)."""
+        if isinstance(reason, np.ndarray):
+            self.add(mask, lambda idx: [f"{column}={text[i]!r}: {reason[i]}" for i in idx])
+        else:
+            self.add(mask, lambda idx: [f"{column}={text[i]!r}: {reason}" for i in idx])
 
     def column(self) -> np.ndarray:
         out = np.full(self.n, "", dtype=object)
-        for mask, message in self.parts:
-            idx = np.flatnonzero(mask)
-            msgs = (
-                message[idx]
-                if isinstance(message, np.ndarray)
-                else np.full(len(idx), message, dtype=object)
-            )
+        for idx, msgs in self.parts:
             current = out[idx]
             out[idx] = np.where(current == "", msgs, current + "; " + msgs)
         return out
+
+
+def _nonblank(text: np.ndarray) -> np.ndarray:
+    """Cells with any non-space content (vectorised)."""
+    if not len(text):
+        return np.zeros(0, dtype=bool)
+    return pd.Series(text, dtype="string").str.strip().ne("").to_numpy(dtype=bool, na_value=False)
 
 
 _MISSING = ("", "na", "n/a", "nan", "null", "none", "#n/a")
@@ -100,10 +117,6 @@ def _text(series: pd.Series) -> np.ndarray:
     if marked.any():
         text = np.where(marked, "", text)
     return text
-
-
-def _cell_error(col: str, values: np.ndarray, reason: str) -> np.ndarray:
-    return np.array([f"{col}={v!r}: {reason}" for v in values], dtype=object)
 
 
 @dataclass
@@ -158,7 +171,7 @@ def _parse_analyte(
     key = a.analyte
     spec = ANALYTES[key]
     text = _text(df[a.value])
-    present = np.array([t.strip() != "" for t in text], dtype=bool) if n else np.zeros(0, bool)
+    present = _nonblank(text)
     number, cmp, cell_unit, ok = _parse_numbers(text, decimal)
 
     bad = present & ~ok
@@ -176,14 +189,12 @@ def _parse_analyte(
                 comma, "a comma in the number (use --decimal , for decimal commas)", "not a number"
             ),
         )
-        errors.add(
-            bad, np.array([f"{a.value}={text[i]!r}: {reasons[i]}" for i in range(n)], dtype=object)
-        )
+        errors.cell(bad, a.value, text, reasons)
     cmp = np.where(cmp < 0, 0, cmp)
     number = np.where(ok, number, np.nan)
     neg = ok & (number < 0)
     if neg.any():
-        errors.add(neg, np.array([f"{a.value}={t!r}: negative value" for t in text], dtype=object))
+        errors.cell(neg, a.value, text, "negative value")
         number = np.where(neg, np.nan, number)
         ok &= ~neg
 
@@ -199,13 +210,7 @@ def _parse_analyte(
             )
             clash = np.zeros(n, dtype=bool)
             clash[np.flatnonzero(both)[~same]] = True
-            errors.add(
-                clash,
-                np.array(
-                    [f"{a.value}={t!r}: unit contradicts {a.unit_column}" for t in text],
-                    dtype=object,
-                ),
-            )
+            errors.cell(clash, a.value, text, f"unit contradicts {a.unit_column}")
             ok &= ~clash
         units = np.where(units == "", col_units, units)
     if a.fixed_unit:
@@ -220,16 +225,7 @@ def _parse_analyte(
                     clash[i] = resolve_unit(key, cell_unit[i]).code != header_code
                 except B12LabsError:
                     clash[i] = True
-            errors.add(
-                clash,
-                np.array(
-                    [
-                        f"{a.value}={t!r}: unit contradicts the header unit {a.header_unit}"
-                        for t in text
-                    ],
-                    dtype=object,
-                ),
-            )
+            errors.cell(clash, a.value, text, f"unit contradicts the header unit {a.header_unit}")
             ok &= ~clash
 
     factor = np.full(n, np.nan)
@@ -237,15 +233,8 @@ def _parse_analyte(
         needs = ok & present
         missing_unit = needs & (units == "")
         if missing_unit.any():
-            errors.add(
-                missing_unit,
-                np.array(
-                    [
-                        f"{a.value}={t!r}: no unit (never guessed; pass --unit {key}=UNIT)"
-                        for t in text
-                    ],
-                    dtype=object,
-                ),
+            errors.cell(
+                missing_unit, a.value, text, f"no unit (never guessed; pass --unit {key}=UNIT)"
             )
             ok &= ~missing_unit
         for u in pd.unique(units[ok & present]):
@@ -254,12 +243,7 @@ def _parse_analyte(
                 factor[rows] = resolve_unit(key, u).factor
             except B12LabsError as exc:
                 reason = getattr(exc, "reason", str(exc))
-                errors.add(
-                    rows,
-                    np.array(
-                        [f"{a.value}={t!r}: unit {u!r}: {reason}" for t in text], dtype=object
-                    ),
-                )
+                errors.cell(rows, a.value, text, f"unit {u!r}: {reason}")
                 ok &= ~rows
     value = np.where(ok & present, _round12(number * factor), np.nan)
 
@@ -270,9 +254,9 @@ def _parse_analyte(
             continue
         rtext = _text(df[col])
         rnum, _rcmp, _runit, rok = _parse_numbers(rtext, decimal)
-        rpresent = np.array([t.strip() != "" for t in rtext], dtype=bool)
+        rpresent = _nonblank(rtext)
         rbad = rpresent & ~rok
-        errors.add(rbad, np.array([f"{col}={t!r}: not a number" for t in rtext], dtype=object))
+        errors.cell(rbad, col, rtext, "not a number")
         target[:] = np.where(rok & ~np.isnan(factor), _round12(rnum * factor), np.nan)
 
     implausible = np.zeros(n, dtype=bool)
@@ -326,20 +310,11 @@ def _qualitative(
     df: pd.DataFrame, a: AnalyteColumns, errors: _Errors
 ) -> tuple[np.ndarray, np.ndarray]:
     text = _text(df[a.value])
-    low = np.array([t.strip().lower() for t in text], dtype=object)
+    low = pd.Series(text, dtype="string").str.strip().str.lower().to_numpy(dtype=object)
     pos = np.isin(low, list(_QUAL_POS))
     neg = np.isin(low, list(_QUAL_NEG))
     bad = (low != "") & ~pos & ~neg
-    errors.add(
-        bad,
-        np.array(
-            [
-                f"{a.value}={t!r}: not a qualitative result (accepted: positive, negative)"
-                for t in text
-            ],
-            dtype=object,
-        ),
-    )
+    errors.cell(bad, a.value, text, "not a qualitative result (accepted: positive, negative)")
     return pos, neg
 
 
@@ -380,14 +355,8 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
             dtype=float, na_value=np.nan
         )
         text = _text(df[c["age"]])
-        bad = (
-            np.isnan(raw) & np.array([t.strip() != "" for t in text], dtype=bool)
-            | (raw < 0)
-            | (raw > 130)
-        )
-        errors.add(
-            bad, np.array([f"{c['age']}={t!r}: not an age in years" for t in text], dtype=object)
-        )
+        bad = np.isnan(raw) & _nonblank(text) | (raw < 0) | (raw > 130)
+        errors.cell(bad, c["age"], text, "not an age in years")
         age = np.where(bad, np.nan, raw)
     elif "date_of_birth" in c and "collected_at" in c:
         dob = pd.to_datetime(df[c["date_of_birth"]], errors="coerce", utc=True)
@@ -464,10 +433,8 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
             dtype=float, na_value=np.nan
         )
         text = _text(df[col])
-        bad = (np.isnan(days) & np.array([t.strip() != "" for t in text], dtype=bool)) | (days < 0)
-        errors.add(
-            bad, np.array([f"{col}={t!r}: not a number of days" for t in text], dtype=object)
-        )
+        bad = (np.isnan(days) & _nonblank(text)) | (days < 0)
+        errors.cell(bad, col, text, "not a number of days")
         days = np.where(bad, np.nan, days)
     ctx["days"] = days
 
