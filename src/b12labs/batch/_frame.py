@@ -84,12 +84,18 @@ class _Errors:
             msgs = np.full(len(idx), message, dtype=object)
         self.parts.append((idx, msgs))
 
-    def cell(self, mask: np.ndarray, column: str, text: np.ndarray, reason: Any) -> None:
+    def cell(self, mask: np.ndarray, column: str, cells: Any, reason: Any) -> None:
         """``column='cell text': reason`` for the masked rows (``reason`` may be per row)."""
         if isinstance(reason, np.ndarray):
-            self.add(mask, lambda idx: [f"{column}={text[i]!r}: {reason[i]}" for i in idx])
+            self.add(
+                mask,
+                lambda idx: [
+                    f"{column}={t!r}: {r}"
+                    for t, r in zip(_take(cells, idx), reason[idx], strict=True)
+                ],
+            )
         else:
-            self.add(mask, lambda idx: [f"{column}={text[i]!r}: {reason}" for i in idx])
+            self.add(mask, lambda idx: [f"{column}={t!r}: {reason}" for t in _take(cells, idx)])
 
     def column(self) -> np.ndarray:
         out = np.full(self.n, "", dtype=object)
@@ -109,14 +115,44 @@ def _nonblank(text: np.ndarray) -> np.ndarray:
 _MISSING = ("", "na", "n/a", "nan", "null", "none", "#n/a")
 
 
-def _text(series: pd.Series) -> np.ndarray:
-    """Cell text; cells that only say 'missing' (NA, N/A, null…) become empty."""
-    s = series.astype("string").fillna("")
-    text = s.to_numpy(dtype=object)
-    marked = s.str.strip().str.lower().isin(_MISSING[1:]).to_numpy(dtype=bool, na_value=False)
+def _cells(series: pd.Series) -> pd.Series:
+    """Cells as a stripped string Series; cells that only say 'missing' (NA, N/A…) are ''."""
+    s = series if isinstance(series.dtype, pd.StringDtype) else series.astype("string")
+    s = s.fillna("").str.strip()
+    marked = s.str.lower().isin(_MISSING[1:])
     if marked.any():
-        text = np.where(marked, "", text)
-    return text
+        s = s.mask(marked, "")
+    return s
+
+
+def _text(series: pd.Series) -> np.ndarray:
+    """Cell text as an object array (for the few places that loop over cells)."""
+    return _cells(series).to_numpy(dtype=object)
+
+
+def _take(cells: pd.Series | np.ndarray, idx: np.ndarray) -> list[Any]:
+    if isinstance(cells, pd.Series):
+        return cells.iloc[idx].tolist()
+    return [cells[i] for i in idx]
+
+
+_NUMBER_RE = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
+
+
+def _to_float(cells: pd.Series) -> np.ndarray:
+    """Clean numbers as floats, NaN elsewhere (pyarrow compute when available)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arr = pa.array(cells, type=pa.string(), from_pandas=True)
+        clean = pc.match_substring_regex(arr, _NUMBER_RE)
+        values = pc.cast(pc.if_else(clean, arr, pa.scalar(None, pa.string())), pa.float64())
+        out = values.to_numpy(zero_copy_only=False)
+        return np.asarray(out, dtype=float)
+    except ImportError:  # pragma: no cover - pyarrow is optional
+        number = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return np.where(np.isfinite(number), number, np.nan)
 
 
 @dataclass
@@ -126,34 +162,37 @@ class _Parsed:
     ref_low: np.ndarray
     ref_high: np.ndarray
     implausible: np.ndarray
-    units: np.ndarray  # unit spelling per row ("" when none)
     band: dict[str, np.ndarray]
 
 
 def _parse_numbers(
-    text: np.ndarray, decimal: str
+    cells: pd.Series | np.ndarray, decimal: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(number, comparator code, unit text, ok) for every cell; vectorised."""
-    s = pd.Series(text, dtype="string")
-    stripped = s.str.strip()
-    candidate = stripped.str.replace(",", ".", regex=False) if decimal == "," else stripped
-    number = pd.to_numeric(candidate, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    cmp = np.zeros(len(text), dtype=np.int64)
-    unit = np.full(len(text), "", dtype=object)
+    """(number, comparator code, unit text, ok) for every cell; vectorised.
+
+    Clean numbers go through one vectorised cast; only the rest (censored values, values with
+    units, bad cells) through the regular expression. A comma is read as a decimal point only
+    with ``decimal=","``.
+    """
+    if not isinstance(cells, pd.Series):
+        cells = _cells(pd.Series(cells, dtype="string"))
+    n = len(cells)
+    candidate = cells.str.replace(",", ".", regex=False) if decimal == "," else cells
+    number = _to_float(candidate) if n else np.zeros(0)
+    cmp = np.zeros(n, dtype=np.int64)
+    unit = np.full(n, "", dtype=object)
     ok = ~np.isnan(number)
-    if decimal == ".":
-        # a comma is never read as a decimal point unless asked (decimal=",")
-        pass
-    messy = (~ok) & (stripped.fillna("").to_numpy(dtype=object) != "")
+    messy = ~ok & cells.ne("").to_numpy(dtype=bool, na_value=False)
     if messy.any():
         idx = np.flatnonzero(messy)
-        parts = stripped.iloc[idx].str.extract(_CELL)
+        parts = cells.iloc[idx].str.extract(_CELL)
         num_text = parts["num"]
         if decimal == ",":
             num_text = num_text.str.replace(",", ".", regex=False)
         else:
             num_text = num_text.where(~num_text.fillna("").str.contains(",", regex=False))
         nums = pd.to_numeric(num_text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        nums = np.where(np.isfinite(nums), nums, np.nan)
         cmps = parts["cmp"].fillna("").to_numpy(dtype=object)
         cmp_codes = np.array([_CMP.get(c, -1) if c else 0 for c in cmps], dtype=np.int64)
         good = ~np.isnan(nums) & (cmp_codes >= 0)
@@ -170,81 +209,89 @@ def _parse_analyte(
     n = len(df)
     key = a.analyte
     spec = ANALYTES[key]
-    text = _text(df[a.value])
-    present = _nonblank(text)
-    number, cmp, cell_unit, ok = _parse_numbers(text, decimal)
+    cells = _cells(df[a.value])
+    present = cells.ne("").to_numpy(dtype=bool, na_value=False)
+    number, cmp, cell_unit, ok = _parse_numbers(cells, decimal)
 
     bad = present & ~ok
     if bad.any():
         idx = np.flatnonzero(bad)
-        bad_cmp = np.zeros(n, dtype=bool)
-        bad_cmp[idx] = cmp[idx] < 0
-        comma = np.zeros(n, dtype=bool)
-        if decimal == ".":
-            comma[idx] = [("," in text[i]) for i in idx]
-        reasons = np.where(
-            bad_cmp,
-            "malformed comparator (accepted: <, <=, >, >=)",
-            np.where(
-                comma, "a comma in the number (use --decimal , for decimal commas)", "not a number"
-            ),
-        )
-        errors.cell(bad, a.value, text, reasons)
+        reasons = np.full(n, "", dtype=object)
+        for i, t in zip(idx, _take(cells, idx), strict=True):
+            if cmp[i] < 0:
+                reasons[i] = "malformed comparator (accepted: <, <=, >, >=)"
+            elif decimal == "." and "," in t:
+                reasons[i] = "a comma in the number (use --decimal , for decimal commas)"
+            else:
+                reasons[i] = "not a number"
+        errors.cell(bad, a.value, cells, reasons)
     cmp = np.where(cmp < 0, 0, cmp)
     number = np.where(ok, number, np.nan)
     neg = ok & (number < 0)
     if neg.any():
-        errors.cell(neg, a.value, text, "negative value")
+        errors.cell(neg, a.value, cells, "negative value")
         number = np.where(neg, np.nan, number)
         ok &= ~neg
 
-    # the unit of each cell: in the cell, else the unit column, else header/units=/default
-    units = cell_unit.copy()
+    # The unit of each cell, as an index into `names`: the cell's own unit, else the unit
+    # column, else the header / units= / the analyte's single common unit.
+    names: list[str] = [a.fixed_unit or ""]
+    unit_idx = np.zeros(n, dtype=np.int64)
+    col_cells: pd.Series | None = None
     if a.unit_column is not None:
-        col_units = _text(df[a.unit_column])
-        both = (units != "") & (col_units != "")
-        if both.any():
-            same = np.array(
-                [_same_unit(key, u, c) for u, c in zip(units[both], col_units[both], strict=True)],
-                dtype=bool,
-            )
-            clash = np.zeros(n, dtype=bool)
-            clash[np.flatnonzero(both)[~same]] = True
-            errors.cell(clash, a.value, text, f"unit contradicts {a.unit_column}")
-            ok &= ~clash
-        units = np.where(units == "", col_units, units)
-    if a.fixed_unit:
-        units = np.where(units == "", a.fixed_unit, units)
-    if a.header_unit:
-        disagree = (cell_unit != "") & ok
-        if disagree.any():
-            header_code = resolve_unit(key, a.header_unit).code
-            clash = np.zeros(n, dtype=bool)
-            for i in np.flatnonzero(disagree):
+        col_cells = _cells(df[a.unit_column])
+        codes, uniques = pd.factorize(col_cells, sort=False)
+        offset = len(names)
+        names.extend(str(u) for u in uniques)
+        filled = col_cells.ne("").to_numpy(dtype=bool, na_value=False)
+        unit_idx = np.where(filled, codes + offset, unit_idx)
+    with_cell_unit = np.flatnonzero(cell_unit != "") if n else np.zeros(0, dtype=np.int64)
+    if len(with_cell_unit):
+        header_code = resolve_unit(key, a.header_unit).code if a.header_unit else None
+        clash = np.zeros(n, dtype=bool)
+        clash_reason = np.full(n, "", dtype=object)
+        position = {u: i for i, u in enumerate(names)}
+        for i in with_cell_unit:
+            u = str(cell_unit[i])
+            if col_cells is not None and unit_idx[i] != 0 and ok[i]:
+                other = names[unit_idx[i]]
+                if other and not _same_unit(key, u, other):
+                    clash[i], clash_reason[i] = True, f"unit contradicts {a.unit_column}"
+            if header_code is not None and ok[i]:
                 try:
-                    clash[i] = resolve_unit(key, cell_unit[i]).code != header_code
+                    differs = resolve_unit(key, u).code != header_code
                 except B12LabsError:
+                    differs = True
+                if differs:
                     clash[i] = True
-            errors.cell(clash, a.value, text, f"unit contradicts the header unit {a.header_unit}")
+                    clash_reason[i] = f"unit contradicts the header unit {a.header_unit}"
+            if u not in position:
+                position[u] = len(names)
+                names.append(u)
+            unit_idx[i] = position[u]
+        if clash.any():
+            errors.cell(clash, a.value, cells, clash_reason)
             ok &= ~clash
 
     factor = np.full(n, np.nan)
+    factor_by_name = np.full(len(names), np.nan)
     if not spec.qualitative:
-        needs = ok & present
-        missing_unit = needs & (units == "")
+        usable = ok & present
+        missing_unit = usable & np.isin(unit_idx, [i for i, u in enumerate(names) if not u])
         if missing_unit.any():
             errors.cell(
-                missing_unit, a.value, text, f"no unit (never guessed; pass --unit {key}=UNIT)"
+                missing_unit, a.value, cells, f"no unit (never guessed; pass --unit {key}=UNIT)"
             )
             ok &= ~missing_unit
-        for u in pd.unique(units[ok & present]):
-            rows = ok & present & (units == u)
+        for k in np.unique(unit_idx[ok & present]):
+            u = names[k]
             try:
-                factor[rows] = resolve_unit(key, u).factor
+                factor_by_name[k] = resolve_unit(key, u).factor
             except B12LabsError as exc:
-                reason = getattr(exc, "reason", str(exc))
-                errors.cell(rows, a.value, text, f"unit {u!r}: {reason}")
+                rows = ok & present & (unit_idx == k)
+                errors.cell(rows, a.value, cells, f"unit {u!r}: {getattr(exc, 'reason', exc)}")
                 ok &= ~rows
+        factor = factor_by_name[unit_idx]
     value = np.where(ok & present, _round12(number * factor), np.nan)
 
     ref_low = np.full(n, np.nan)
@@ -252,11 +299,10 @@ def _parse_analyte(
     for col, target in ((a.ref_low, ref_low), (a.ref_high, ref_high)):
         if col is None:
             continue
-        rtext = _text(df[col])
-        rnum, _rcmp, _runit, rok = _parse_numbers(rtext, decimal)
-        rpresent = _nonblank(rtext)
-        rbad = rpresent & ~rok
-        errors.cell(rbad, col, rtext, "not a number")
+        rcells = _cells(df[col])
+        rnum, _rcmp, _runit, rok = _parse_numbers(rcells, decimal)
+        rbad = rcells.ne("").to_numpy(dtype=bool, na_value=False) & ~rok
+        errors.cell(rbad, col, rcells, "not a number")
         target[:] = np.where(rok & ~np.isnan(factor), _round12(rnum * factor), np.nan)
 
     implausible = np.zeros(n, dtype=bool)
@@ -266,19 +312,14 @@ def _parse_analyte(
         value = np.where(implausible, np.nan, value)
 
     band: dict[str, np.ndarray] = {}
+    used: list[int] = np.unique(unit_idx[~np.isnan(value)]).tolist() if n else []
     for tkey in _BAND_KEYS.get(key, ()):
-        arr = np.full(n, profile[tkey])
-        for u in pd.unique(units[~np.isnan(value)]):
-            arr[units == u] = profile.band(tkey, u)[0]
-        band[tkey] = arr
+        by_name = np.full(len(names), profile[tkey])
+        for k in used:
+            by_name[k] = profile.band(tkey, names[k])[0]
+        band[tkey] = by_name[unit_idx]
     return _Parsed(
-        value=value,
-        cmp=cmp,
-        ref_low=ref_low,
-        ref_high=ref_high,
-        implausible=implausible,
-        units=units,
-        band=band,
+        value=value, cmp=cmp, ref_low=ref_low, ref_high=ref_high, implausible=implausible, band=band
     )
 
 
@@ -561,12 +602,10 @@ def prepare(df: pd.DataFrame, cmap: ColumnMap, profile: Profile, decimal: str = 
 
 
 def _mask_strings(masks: np.ndarray, labels: list[str], sep: str = ";") -> np.ndarray:
-    """Join the labels whose bits are set, once per distinct mask."""
-    uniq, inverse = np.unique(masks, return_inverse=True)
-    strings = []
-    for m in uniq.tolist():
-        strings.append(sep.join(lbl for i, lbl in enumerate(labels) if (m >> i) & 1))
-    return np.array(strings, dtype=object)[inverse] if len(masks) else np.array([], dtype=object)
+    """Join the labels whose bits are set, once per distinct mask (hash-based, no sort)."""
+    codes, uniques = pd.factorize(masks, sort=False)
+    strings = [sep.join(lbl for i, lbl in enumerate(labels) if (int(m) >> i) & 1) for m in uniques]
+    return np.array(strings, dtype=object)[codes] if len(masks) else np.array([], dtype=object)
 
 
 _ACTION_SPECS: list[ActionSpec] = []
@@ -615,20 +654,24 @@ def score_prepared(prep: Prepared, profile: Profile) -> dict[str, np.ndarray]:
             action_mask |= np.where(applies, np.uint64(1 << _ACTION_INDEX[a.label()]), np.uint64(0))
     codes = _mask_strings(code_mask, [r.code for r in CATALOGUE])
     actions = _mask_strings(action_mask, _ACTION_LABELS)
-    # comment: once per distinct (status, critical findings, actions) combination
-    key = (
-        np.stack([status.astype(np.uint64), crit_mask, action_mask, code_mask], axis=1)
-        if n
-        else np.zeros((0, 4), np.uint64)
-    )
-    uniq, inverse = (
-        np.unique(key, axis=0, return_inverse=True) if n else (key, np.zeros(0, np.int64))
-    )
-    comments = []
-    for st, crit, act, cm in uniq.tolist():
-        urgent, phrases = _ordered_parts(int(st), int(crit), int(act), int(cm))
-        comments.append(build_comment(_STATUS_NAMES[int(st)], urgent, phrases))
-    comment = np.array(comments, dtype=object)[inverse.ravel()] if n else np.array([], dtype=object)
+    # comment: once per distinct (status, critical findings, actions, codes) combination
+    if n:
+        parts = [pd.factorize(x, sort=False) for x in (code_mask, action_mask, crit_mask)]
+        key = status.astype(np.int64)
+        for codes_, uniques_ in parts:
+            key = key * (len(uniques_) + 1) + codes_
+        key_codes, key_uniques = pd.factorize(key, sort=False)
+        first = np.zeros(len(key_uniques), dtype=np.int64)
+        first[key_codes[::-1]] = np.arange(n - 1, -1, -1)
+        comments = []
+        for row in first.tolist():
+            urgent, phrases = _ordered_parts(
+                int(status[row]), int(crit_mask[row]), int(action_mask[row]), int(code_mask[row])
+            )
+            comments.append(build_comment(_STATUS_NAMES[int(status[row])], urgent, phrases))
+        comment = np.array(comments, dtype=object)[key_codes]
+    else:
+        comment = np.array([], dtype=object)
     values = dict(prep.values)
     tsat = np.asarray(f.tsat.value, dtype=float)
     if tsat.shape == (n,):
