@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from .profiles import Profile
+from .units import ANALYTES
 
 __all__ = [
     "CMP_CODES",
+    "NUMERIC_ANALYTES",
     "SCALAR",
     "STATUS_NAMES",
     "VECTOR",
@@ -31,6 +33,9 @@ __all__ = [
     "RawInputs",
     "derive",
 ]
+
+#: The analytes with numeric results (every RULES.md §2 key but the qualitative IF antibody).
+NUMERIC_ANALYTES: tuple[str, ...] = tuple(k for k, spec in ANALYTES.items() if not spec.qualitative)
 
 # comparator codes used by both shapes
 CMP_CODES = {None: 0, "<": 1, "<=": 2, ">": 3, ">=": 4}
@@ -353,24 +358,7 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     """Build the :class:`Facts` for a panel (``SCALAR``) or a column of panels (``VECTOR``)."""
     f = Facts(raw, profile, xp)
     values, cmp = raw.values, raw.cmp
-    for key in (
-        "b12",
-        "holotc",
-        "mma",
-        "homocysteine",
-        "mcv",
-        "hb",
-        "rdw",
-        "ferritin",
-        "tsat",
-        "iron",
-        "tibc",
-        "folate",
-        "rbc_folate",
-        "creatinine",
-        "egfr",
-        "crp",
-    ):
+    for key in NUMERIC_ANALYTES:
         setattr(f, key, Measure(values.get(key, _NAN), cmp.get(key, 0), xp))
     rh, rl = raw.ref_high, raw.ref_low
     f.limit = {}

@@ -575,7 +575,12 @@ def prepare(df: pd.DataFrame, cmap: ColumnMap, profile: Profile, decimal: str = 
         band.update(parsed.band)
         if parsed.implausible.any():
             implausible[key] = parsed.implausible
-            errors.add(parsed.implausible, f"{a.value}: outside the plausible range, not used")
+            errors.cell(
+                parsed.implausible,
+                a.value,
+                _cells(df[a.value]),
+                "outside the plausible range, not used (check the value and its unit)",
+            )
     ctx = _context(df, cmap, errors)
     raw = RawInputs(
         values={k: v for k, v in values.items() if k != "if_antibody"},

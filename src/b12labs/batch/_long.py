@@ -36,11 +36,7 @@ LONG_COLUMNS: dict[str, tuple[str, ...]] = {
         "patientid",
     ),
     "collected_at": (
-        "collected_at",
-        "collection_date",
-        "collection_time",
-        "specimen_date",
-        "sample_date",
+        *CONTEXT_NAMES["collected_at"],
         "effective",
         "effective_date",
         "result_date",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._engine import NUMERIC_ANALYTES
 from ..models import Severity
 from ._registry import rule
 
@@ -41,24 +42,7 @@ def age_out_of_scope(f: Any, xp: Any) -> X:
 )
 def value_censored(f: Any, xp: Any) -> X:
     out: X = False
-    for key in (
-        "b12",
-        "holotc",
-        "mma",
-        "homocysteine",
-        "mcv",
-        "hb",
-        "rdw",
-        "ferritin",
-        "tsat",
-        "iron",
-        "tibc",
-        "folate",
-        "rbc_folate",
-        "creatinine",
-        "egfr",
-        "crp",
-    ):
+    for key in NUMERIC_ANALYTES:
         out = out | getattr(f, key).censored
     return out
 
