@@ -194,7 +194,11 @@ def _finding_card(
         indicator=f.severity.value,
         source=_source(interp, base_url, f.code),
         links=[
-            Link(label=f"Rule {f.code}: rationale and sources", url=_rule_url(base_url, f.code), type="absolute")
+            Link(
+                label=f"Rule {f.code}: rationale and sources",
+                url=_rule_url(base_url, f.code),
+                type="absolute",
+            )
         ],
         **_with_suggestions(f.actions, requests),
     )
@@ -276,7 +280,9 @@ def interpretation_cards(
         detail="\n".join(detail),
         indicator="warning" if interp.status in (Status.deficient, Status.probable) else "info",
         source=_source(interp, base_url, top),
-        links=[Link(label="b12labs rule catalogue", url=_rule_url(base_url, None), type="absolute")],
+        links=[
+            Link(label="b12labs rule catalogue", url=_rule_url(base_url, None), type="absolute")
+        ],
         **_with_suggestions((a for a in interp.actions() if a not in offered), service_requests),
     )
     return [status_card, *(_finding_card(f, interp, base_url, service_requests) for f in loud)]
@@ -339,16 +345,28 @@ def order_check_card(
                 )
             )
         suggestions.append(
-            Suggestion(label="Add MMA (LOINC 13964-2), keep the repeat", uuid=str(uuid.uuid4()), actions=[create])
+            Suggestion(
+                label="Add MMA (LOINC 13964-2), keep the repeat",
+                uuid=str(uuid.uuid4()),
+                actions=[create],
+            )
         )
     code = "B12_INDETERMINATE" if "B12_INDETERMINATE" in interp.codes else "HOLOTC_INDETERMINATE"
     return Card(
         uuid=str(uuid.uuid4()),
-        summary=summary_text(f"Borderline B12 already on file ({on_file}): MMA is the next test, not a repeat"),
+        summary=summary_text(
+            f"Borderline B12 already on file ({on_file}): MMA is the next test, not a repeat"
+        ),
         detail="\n".join(detail),
         indicator="warning",
         source=_source(interp, base_url, code),
-        links=[Link(label=f"Rule {code}: rationale and sources", url=_rule_url(base_url, code), type="absolute")],
+        links=[
+            Link(
+                label=f"Rule {code}: rationale and sources",
+                url=_rule_url(base_url, code),
+                type="absolute",
+            )
+        ],
         **({"suggestions": suggestions, "selectionBehavior": "at-most-one"} if suggestions else {}),
     )
 

@@ -22,15 +22,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
     parser.add_argument(
-        "--workers", type=int, default=1, metavar="N",
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
         help="worker processes (default 1; about one per CPU core)",
     )
     parser.add_argument(
-        "--config", type=Path, metavar="FILE",
+        "--config",
+        type=Path,
+        metavar="FILE",
         help="service TOML: base_url and [[trusted_issuers]] (iss with jwks_url or jwks_file)",
     )
     parser.add_argument(
-        "--allow-unauthenticated", action="store_true",
+        "--allow-unauthenticated",
+        action="store_true",
         help="skip JWT verification (local demos only; logs a warning)",
     )
     parser.add_argument("--log-level", choices=_LEVELS, default="info", help="default info")

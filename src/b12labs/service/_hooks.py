@@ -175,7 +175,9 @@ def validate_context(hook: str, context: Mapping[str, Any]) -> str:
     _check_user(context)
     patient_id = _require_id(context, "patientId")
     encounter = context.get("encounterId")
-    if encounter is not None and (not isinstance(encounter, str) or not FHIR_ID.fullmatch(encounter)):
+    if encounter is not None and (
+        not isinstance(encounter, str) or not FHIR_ID.fullmatch(encounter)
+    ):
         raise HookContextError("context.encounterId must be a FHIR id")
     if hook == "order-select":
         draft = context.get("draftOrders")

@@ -127,10 +127,16 @@ def _next_link(bundle: Mapping[str, Any]) -> str | None:
 
 
 async def _fetch_key(
-    client: httpx.AsyncClient, base: str, token: str, template: str, patient_id: str,
+    client: httpx.AsyncClient,
+    base: str,
+    token: str,
+    template: str,
+    patient_id: str,
     timeout: float,
 ) -> Any:
-    value = await _get_json(client, urljoin(base, render_template(template, patient_id)), token, timeout)
+    value = await _get_json(
+        client, urljoin(base, render_template(template, patient_id)), token, timeout
+    )
     if _is_outcome(value):
         raise _FetchError("FHIR server returned an OperationOutcome")
     return value
@@ -234,7 +240,9 @@ async def collect(
                 if not isinstance(result, _FetchError):
                     raise result
                 if key in REQUIRED_PREFETCH:
-                    raise PreconditionFailed(f"prefetch {key} missing and fetching it failed: {result}")
+                    raise PreconditionFailed(
+                        f"prefetch {key} missing and fetching it failed: {result}"
+                    )
                 _log.info("optional prefetch %s could not be fetched: %s", key, result)
                 out.missing.append(key)
             else:
@@ -242,7 +250,11 @@ async def collect(
                 out.fetched.append(key)
         if base is not None:
             for key, value in list(values.items()):
-                if isinstance(value, dict) and value.get("resourceType") == "Bundle" and _next_link(value):
+                if (
+                    isinstance(value, dict)
+                    and value.get("resourceType") == "Bundle"
+                    and _next_link(value)
+                ):
                     try:
                         values[key] = await _follow_pages(client, base, token, value, timeout)
                     except _FetchError as exc:
@@ -257,7 +269,9 @@ async def collect(
         try:
             await asyncio.wait_for(fetch_all(), timeout)
         except TimeoutError:
-            raise PreconditionFailed("fetching prefetch data from the FHIR server timed out") from None
+            raise PreconditionFailed(
+                "fetching prefetch data from the FHIR server timed out"
+            ) from None
 
     for key in service.prefetch:
         for res in _resources(values.get(key)):

@@ -34,7 +34,7 @@ _STYLE: Final = (
 
 def _page(title: str, body: str) -> str:
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>\n{body}\n"
         f"<hr><p><small>b12labs {escape(__version__)}: clinical decision support, "
         "not a diagnosis.</small></p></body></html>\n"
@@ -53,12 +53,12 @@ def rule_page(code: str) -> str | None:
         return None
     sev = rule.severity.value
     parts = [
-        "<p><a href=\"../rules\">All rules</a></p>",
+        '<p><a href="../rules">All rules</a></p>',
         f"<h1><code>{escape(rule.code)}</code></h1>",
         f"<p><strong>{escape(rule.title)}</strong></p>",
         "<table>",
         f"<tr><th>Area</th><td>{escape(rule.area)}</td></tr>",
-        f"<tr><th>Severity</th><td><span class=\"sev {escape(sev)}\">{escape(sev)}</span>"
+        f'<tr><th>Severity</th><td><span class="sev {escape(sev)}">{escape(sev)}</span>'
         + (f" {escape(rule.severity_note)}" if rule.severity_note else "")
         + "</td></tr>",
         "</table>",
@@ -82,8 +82,8 @@ def rule_page(code: str) -> str | None:
 def rules_index() -> str:
     """The list of every rule."""
     rows = [
-        f"<tr><td><a href=\"rules/{escape(r.code)}\"><code>{escape(r.code)}</code></a></td>"
-        f"<td>{escape(r.area)}</td><td><span class=\"sev {escape(r.severity.value)}\">"
+        f'<tr><td><a href="rules/{escape(r.code)}"><code>{escape(r.code)}</code></a></td>'
+        f'<td>{escape(r.area)}</td><td><span class="sev {escape(r.severity.value)}">'
         f"{escape(r.severity.value)}</span></td><td>{escape(r.title)}</td></tr>"
         for r in CATALOGUE
     ]

@@ -153,7 +153,9 @@ class SQLiteReplayCache:
 
         self._max = max_entries
         self._adds = 0
-        self._db = sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            str(path), timeout=5.0, isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute(
@@ -313,7 +315,9 @@ class JWTVerifier:
         self._clock = clock
         self._issuers = {i.iss: _IssuerKeys(i) for i in config.trusted_issuers}
         self._replay: _ReplayCache | SQLiteReplayCache = (
-            SQLiteReplayCache(replay_db) if replay_db is not None else _ReplayCache(JTI_CACHE_MAX_ENTRIES)
+            SQLiteReplayCache(replay_db)
+            if replay_db is not None
+            else _ReplayCache(JTI_CACHE_MAX_ENTRIES)
         )
 
     def close(self) -> None:

@@ -118,12 +118,16 @@ class Problem(Exception):
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return Response(
-        body, status_code=status, media_type="application/json",
+        body,
+        status_code=status,
+        media_type="application/json",
         headers={**_API_HEADERS, **(headers or {})},
     )
 
 
-def _error(status: int, code: str, message: str, request_id: str, headers: dict[str, str] | None = None) -> Response:
+def _error(
+    status: int, code: str, message: str, request_id: str, headers: dict[str, str] | None = None
+) -> Response:
     return _json({"error": code, "message": message, "request_id": request_id}, status, headers)
 
 
@@ -236,7 +240,12 @@ class _Service:
                 "code": {"coding": [{"system": "http://loinc.org", "code": "2132-9"}]},
                 "subject": {"reference": "Patient/warm-up"},
                 "effectiveDateTime": "2020-01-01",
-                "valueQuantity": {"value": 250, "unit": "pg/mL", "system": "http://unitsofmeasure.org", "code": "pg/mL"},
+                "valueQuantity": {
+                    "value": 250,
+                    "unit": "pg/mL",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "pg/mL",
+                },
             },
             {
                 "resourceType": "MedicationRequest",
@@ -247,14 +256,23 @@ class _Service:
             },
             {
                 "resourceType": "Condition",
-                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+                "clinicalStatus": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                            "code": "active",
+                        }
+                    ]
+                },
                 "code": {"coding": [{"system": "http://snomed.info/sct", "code": "69896004"}]},
                 "subject": {"reference": "Patient/warm-up"},
             },
         ]
         interp = self.interpret_fhir(sample)
         requests = service_requests_by_loinc(self.to_fhir(interp, subject="Patient/warm-up"))
-        cards = interpretation_cards(interp, base_url=self.config.base_url, service_requests=requests)
+        cards = interpretation_cards(
+            interp, base_url=self.config.base_url, service_requests=requests
+        )
         CDSResponse(cards=cards).to_wire()
         HookRequest.model_validate(
             {"hook": "patient-view", "hookInstance": "warm-up", "context": {}, "prefetch": {}}
@@ -284,8 +302,12 @@ class _Service:
         try:
             await self.verifier.verify(request.headers.get("authorization"), audiences)
         except AuthError as exc:
-            challenge = "Bearer" if exc.reason == "missing bearer token" else 'Bearer error="invalid_token"'
-            raise Problem(401, "unauthorized", exc.reason, {"WWW-Authenticate": challenge}) from None
+            challenge = (
+                "Bearer" if exc.reason == "missing bearer token" else 'Bearer error="invalid_token"'
+            )
+            raise Problem(
+                401, "unauthorized", exc.reason, {"WWW-Authenticate": challenge}
+            ) from None
 
     def check_declared_length(self, request: Request) -> None:
         declared = request.headers.get("content-length")
@@ -294,7 +316,9 @@ class _Service:
         if not declared.isdigit():
             raise Problem(400, "bad_request", "invalid Content-Length")
         if int(declared) > self.config.max_body_bytes:
-            raise Problem(413, "payload_too_large", f"body exceeds {self.config.max_body_bytes} bytes")
+            raise Problem(
+                413, "payload_too_large", f"body exceeds {self.config.max_body_bytes} bytes"
+            )
 
     async def read_json(self, request: Request) -> Any:
         ctype = request.headers.get("content-type")
@@ -316,7 +340,9 @@ class _Service:
     def service(self, request: Request, service_id: str) -> ServiceDef:
         service = SERVICES.get(service_id)
         if service is None:
-            raise Problem(404, "unknown_service", "no CDS Service with this id (see GET /cds-services)")
+            raise Problem(
+                404, "unknown_service", "no CDS Service with this id (see GET /cds-services)"
+            )
         _info(request)["service"] = service.id
         return service
 
@@ -355,10 +381,15 @@ class _Service:
         info["cards"] = len(cards)
         return _json(CDSResponse(cards=cards).to_wire())
 
-    async def gather(self, hook_request: HookRequest, service: ServiceDef, patient_id: str) -> Collected:
+    async def gather(
+        self, hook_request: HookRequest, service: ServiceDef, patient_id: str
+    ) -> Collected:
         try:
             return await collect(
-                hook_request, service, patient_id, self.client,
+                hook_request,
+                service,
+                patient_id,
+                self.client,
                 timeout=self.config.fhir_timeout_seconds,
             )
         except PreconditionFailed as exc:
@@ -424,7 +455,9 @@ class _Service:
             self.feedback[(service.id, outcome)] += n
         _log.info(
             "feedback service=%s accepted=%d overridden=%d",
-            service.id, counts.get("accepted", 0), counts.get("overridden", 0),
+            service.id,
+            counts.get("accepted", 0),
+            counts.get("overridden", 0),
         )
         return _json({})
 
@@ -442,7 +475,9 @@ def _retest_drafts(context: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         codings = (res.get("code") or {}).get("coding") or ()
         if any(
-            isinstance(c, dict) and c.get("system") == "http://loinc.org" and c.get("code") in B12_RETEST_LOINCS
+            isinstance(c, dict)
+            and c.get("system") == "http://loinc.org"
+            and c.get("code") in B12_RETEST_LOINCS
             for c in codings
         ):
             out.append(res)
@@ -511,7 +546,10 @@ def create_app(
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(
-            exc.status_code, code, str(exc.detail), _info(request)["request_id"],
+            exc.status_code,
+            code,
+            str(exc.detail),
+            _info(request)["request_id"],
             dict(exc.headers or {}),
         )
 
@@ -550,7 +588,8 @@ def create_app(
         if page is None:
             return HTMLResponse(
                 "<!DOCTYPE html><title>Not found</title><p>No such rule.</p>",
-                status_code=404, headers=HTML_HEADERS,
+                status_code=404,
+                headers=HTML_HEADERS,
             )
         return HTMLResponse(page, headers=HTML_HEADERS)
 
@@ -580,4 +619,3 @@ def app_from_env() -> FastAPI:
             f"set {ENV_CONFIG} to the service config file (or run `b12labs serve --config FILE`)"
         )
     return create_app(config, replay_db=os.environ.get(ENV_REPLAY_DB) or None)
-
