@@ -102,7 +102,13 @@ def _text_column(chunk: pd.DataFrame, name: str) -> pd.Series:
     """Column as stripped strings with missing values as ``""`` (absent column: all "")."""
     if name not in chunk.columns:
         return pd.Series([""] * len(chunk), index=chunk.index, dtype=object)
-    col = chunk[name].astype(object)
+    col = chunk[name]
+    if col.dtype == object:
+        values = col.to_numpy()
+        if all(isinstance(v, str) for v in pd.unique(values)):
+            # the scorer's own output: already clean strings, no conversion needed
+            return pd.Series(values, index=chunk.index, dtype=object)
+    col = col.astype(object)
     return col.where(col.notna(), "").astype(str).str.strip()
 
 
@@ -216,12 +222,10 @@ class CohortSummary:
         codes = _text_column(chunk, CODES_COL)
         codes = codes[codes != ""]
         if len(codes):
-            exploded = codes.str.split(";").explode().str.strip()
-            exploded = exploded[exploded != ""]
-            # count rows per code: a code repeated within one row counts once
-            pairs = pd.DataFrame({"row": exploded.index, "code": exploded.to_numpy()})
-            pairs = pairs.drop_duplicates()
-            _add_counts(self.code_counts, pairs["code"].value_counts(sort=False))
+            # split each distinct code string once; a code repeated within a row counts once
+            for joined, rows in codes.value_counts(sort=False).items():
+                for code in {c.strip() for c in str(joined).split(";")} - {""}:
+                    self.code_counts[code] = self.code_counts.get(code, 0) + int(rows)
 
         for col in VALUE_COLUMNS:
             self.present_counts[col] += int(np.isfinite(_float_column(chunk, col)).sum())

@@ -145,7 +145,9 @@ def score_file(args: argparse.Namespace) -> dict[str, Any]:
     if fmt == "auto":
         fmt = "long" if _looks_long(header) and not mapping else "wide"
     output = args.output or _default_output(path)
+    # the summary feeds the printed summary and the report; skip it when neither is wanted
     summary = CohortSummary()
+    summarise = not args.quiet or args.report is not None
     started = time.perf_counter()
     progress = _Progress(not args.quiet)
     rejects_path = None
@@ -182,7 +184,8 @@ def score_file(args: argparse.Namespace) -> dict[str, Any]:
                     first = False
                 scored = score_frame(chunk, profile=profile, decimal=args.decimal, column_map=cmap)
                 writer.write(scored)
-                summary.update(scored)
+                if summarise:
+                    summary.update(scored)
                 rows += len(chunk)
                 progress.update(rows)
             writer.commit()
@@ -242,7 +245,7 @@ def score_file(args: argparse.Namespace) -> dict[str, Any]:
             for scored, rej in iter_long(chunks(), scorer):
                 if len(scored):
                     writer.write(scored)
-                    if "b12labs_status" in scored.columns:
+                    if summarise and "b12labs_status" in scored.columns:
                         summary.update(scored)
                 if len(rej):
                     reject_writer.write(rej)
