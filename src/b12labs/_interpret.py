@@ -42,7 +42,8 @@ def _canonical(analyte: str, m: Measurement) -> tuple[float, float]:
     """(factor, canonical value) of a numeric measurement."""
     factor = resolve_unit(analyte, m.unit).factor if m.unit else 1.0
     assert m.value is not None
-    return factor, round_sig(m.value * factor)
+    # a value already in the canonical unit is used exactly as reported
+    return factor, m.value if factor == 1.0 else round_sig(m.value * factor)
 
 
 def panel_inputs(
@@ -71,9 +72,9 @@ def panel_inputs(
         values[key] = used[key] = value
         cmp[key] = CMP_CODES[m.comparator]
         if m.ref_low is not None:
-            ref_low[key] = round_sig(m.ref_low * factor)
+            ref_low[key] = m.ref_low if factor == 1.0 else round_sig(m.ref_low * factor)
         if m.ref_high is not None:
-            ref_high[key] = round_sig(m.ref_high * factor)
+            ref_high[key] = m.ref_high if factor == 1.0 else round_sig(m.ref_high * factor)
         for tkey in _BAND_KEYS.get(key, ()):
             band[tkey] = profile.band(tkey, m.unit)[0]
     symptoms = context.symptoms

@@ -8,7 +8,8 @@ same rule definitions ``interpret()`` uses, evaluated with the numpy namespace.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,25 +168,34 @@ class _Parsed:
 
 def _parse_numbers(
     cells: pd.Series | np.ndarray, decimal: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(number, comparator code, unit text, ok) for every cell; vectorised.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(number, comparator code, unit text, ok, present) for every cell; vectorised.
 
     Clean numbers go through one vectorised cast; only the rest (censored values, values with
-    units, bad cells) through the regular expression. A comma is read as a decimal point only
-    with ``decimal=","``.
+    units, padded or bad cells, 'NA' markers) are stripped and read with the regular
+    expression. A comma is a decimal point only with ``decimal=","``. ``present`` is false for
+    blank cells and cells that only say 'missing'.
     """
     if not isinstance(cells, pd.Series):
-        cells = _cells(pd.Series(cells, dtype="string"))
+        cells = pd.Series(cells, dtype="string")
+    elif not isinstance(cells.dtype, pd.StringDtype):
+        cells = cells.astype("string")
+    cells = cells.fillna("")
     n = len(cells)
     candidate = cells.str.replace(",", ".", regex=False) if decimal == "," else cells
     number = _to_float(candidate) if n else np.zeros(0)
     cmp = np.zeros(n, dtype=np.int64)
     unit = np.full(n, "", dtype=object)
     ok = ~np.isnan(number)
-    messy = ~ok & cells.ne("").to_numpy(dtype=bool, na_value=False)
-    if messy.any():
-        idx = np.flatnonzero(messy)
-        parts = cells.iloc[idx].str.extract(_CELL)
+    present = ok.copy()
+    rest = ~ok & cells.ne("").to_numpy(dtype=bool, na_value=False)
+    if rest.any():
+        idx = np.flatnonzero(rest)
+        sub = cells.iloc[idx].str.strip()
+        blank = (sub.eq("") | sub.str.lower().isin(_MISSING[1:])).to_numpy(dtype=bool)
+        idx, sub = idx[~blank], sub[~blank]
+        present[idx] = True
+        parts = sub.str.extract(_CELL)
         num_text = parts["num"]
         if decimal == ",":
             num_text = num_text.str.replace(",", ".", regex=False)
@@ -200,7 +210,16 @@ def _parse_numbers(
         cmp[idx] = np.where(cmp_codes >= 0, cmp_codes, -1)
         unit[idx] = parts["unit"].fillna("").to_numpy(dtype=object)
         ok[idx[good]] = True
-    return number, cmp, unit, ok
+    return number, cmp, unit, ok, present
+
+
+def _canonical(number: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """``number x factor``, rounded as the scalar path rounds (only when a factor applies)."""
+    out: np.ndarray = number * factor
+    convert = factor != 1.0
+    if convert.any():
+        out[convert] = _round12(out[convert])
+    return out
 
 
 def _parse_analyte(
@@ -209,9 +228,8 @@ def _parse_analyte(
     n = len(df)
     key = a.analyte
     spec = ANALYTES[key]
-    cells = _cells(df[a.value])
-    present = cells.ne("").to_numpy(dtype=bool, na_value=False)
-    number, cmp, cell_unit, ok = _parse_numbers(cells, decimal)
+    cells = df[a.value]
+    number, cmp, cell_unit, ok, present = _parse_numbers(cells, decimal)
 
     bad = present & ~ok
     if bad.any():
@@ -239,11 +257,15 @@ def _parse_analyte(
     unit_idx = np.zeros(n, dtype=np.int64)
     col_cells: pd.Series | None = None
     if a.unit_column is not None:
-        col_cells = _cells(df[a.unit_column])
-        codes, uniques = pd.factorize(col_cells, sort=False)
+        col_cells = df[a.unit_column]
+        codes, uniques = pd.factorize(col_cells, sort=False, use_na_sentinel=True)
         offset = len(names)
-        names.extend(str(u) for u in uniques)
-        filled = col_cells.ne("").to_numpy(dtype=bool, na_value=False)
+        cleaned = [str(u).strip() for u in uniques]
+        names.extend(cleaned)
+        filled_u = np.array(
+            [bool(u) and u.lower() not in _MISSING for u in cleaned] + [False], dtype=bool
+        )
+        filled = filled_u[codes]  # code -1 (missing) picks the final False
         unit_idx = np.where(filled, codes + offset, unit_idx)
     with_cell_unit = np.flatnonzero(cell_unit != "") if n else np.zeros(0, dtype=np.int64)
     if len(with_cell_unit):
@@ -292,18 +314,17 @@ def _parse_analyte(
                 errors.cell(rows, a.value, cells, f"unit {u!r}: {getattr(exc, 'reason', exc)}")
                 ok &= ~rows
         factor = factor_by_name[unit_idx]
-    value = np.where(ok & present, _round12(number * factor), np.nan)
+    value = np.where(ok & present, _canonical(number, factor), np.nan)
 
     ref_low = np.full(n, np.nan)
     ref_high = np.full(n, np.nan)
     for col, target in ((a.ref_low, ref_low), (a.ref_high, ref_high)):
         if col is None:
             continue
-        rcells = _cells(df[col])
-        rnum, _rcmp, _runit, rok = _parse_numbers(rcells, decimal)
-        rbad = rcells.ne("").to_numpy(dtype=bool, na_value=False) & ~rok
-        errors.cell(rbad, col, rcells, "not a number")
-        target[:] = np.where(rok & ~np.isnan(factor), _round12(rnum * factor), np.nan)
+        rcells = df[col]
+        rnum, _rcmp, _runit, rok, rpresent = _parse_numbers(rcells, decimal)
+        errors.cell(rpresent & ~rok, col, rcells, "not a number")
+        target[:] = np.where(rok & ~np.isnan(factor), _canonical(rnum, factor), np.nan)
 
     implausible = np.zeros(n, dtype=bool)
     if spec.plausible is not None:
@@ -359,6 +380,14 @@ def _qualitative(
     return pos, neg
 
 
+def _plain_numbers(series: pd.Series, upper: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
+    """A plain, non-negative number per cell (no comparator, no unit): (values, bad cells)."""
+    number, cmp, unit, ok, present = _parse_numbers(series, ".")
+    good = ok & (cmp == 0) & (unit == "") & (number >= 0) & (number <= upper)
+    bad = present & ~good
+    return np.where(good, number, np.nan), bad
+
+
 def _map_unique(series: pd.Series, fn: Any) -> tuple[list[Any], np.ndarray]:
     """Apply ``fn`` once per distinct cell: (results per distinct value, index per row)."""
     codes, uniques = pd.factorize(series.astype("string").fillna(""), sort=False)
@@ -392,13 +421,8 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
 
     age = np.full(n, np.nan)
     if "age" in c:
-        raw = pd.to_numeric(df[c["age"]].astype("string").str.strip(), errors="coerce").to_numpy(
-            dtype=float, na_value=np.nan
-        )
-        text = _text(df[c["age"]])
-        bad = np.isnan(raw) & _nonblank(text) | (raw < 0) | (raw > 130)
-        errors.cell(bad, c["age"], text, "not an age in years")
-        age = np.where(bad, np.nan, raw)
+        age, bad = _plain_numbers(df[c["age"]], upper=130.0)
+        errors.cell(bad, c["age"], df[c["age"]], "not an age in years")
     elif "date_of_birth" in c and "collected_at" in c:
         dob = pd.to_datetime(df[c["date_of_birth"]], errors="coerce", utc=True)
         when = pd.to_datetime(df[c["collected_at"]], errors="coerce", utc=True)
@@ -470,13 +494,8 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
     days = np.full(n, np.nan)
     if "days_since_b12_injection" in c:
         col = c["days_since_b12_injection"]
-        days = pd.to_numeric(df[col].astype("string").str.strip(), errors="coerce").to_numpy(
-            dtype=float, na_value=np.nan
-        )
-        text = _text(df[col])
-        bad = (np.isnan(days) & _nonblank(text)) | (days < 0)
-        errors.cell(bad, col, text, "not a number of days")
-        days = np.where(bad, np.nan, days)
+        days, bad = _plain_numbers(df[col])
+        errors.cell(bad, col, df[col], "not a number of days")
     ctx["days"] = days
 
     ctx["conditions"] = {}
@@ -578,7 +597,7 @@ def prepare(df: pd.DataFrame, cmap: ColumnMap, profile: Profile, decimal: str = 
             errors.cell(
                 parsed.implausible,
                 a.value,
-                _cells(df[a.value]),
+                df[a.value],
                 "outside the plausible range, not used (check the value and its unit)",
             )
     ctx = _context(df, cmap, errors)
@@ -606,11 +625,25 @@ def prepare(df: pd.DataFrame, cmap: ColumnMap, profile: Profile, decimal: str = 
     return Prepared(raw=raw, values=values, errors=errors.column(), n=n)
 
 
-def _mask_strings(masks: np.ndarray, labels: list[str], sep: str = ";") -> np.ndarray:
+def _string_column(uniques: Sequence[str], codes: np.ndarray) -> Any:
+    """A text column from its distinct values and per-row codes (Arrow-backed when possible)."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:  # pragma: no cover - pyarrow is optional
+        return np.array(list(uniques), dtype=object)[codes]
+    return pd.array(list(uniques), dtype="string[pyarrow]").take(codes)
+
+
+def _codes_of(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    codes, uniques = pd.factorize(values, sort=False)
+    return [str(u) for u in uniques], codes
+
+
+def _mask_strings(masks: np.ndarray, labels: list[str], sep: str = ";") -> Any:
     """Join the labels whose bits are set, once per distinct mask (hash-based, no sort)."""
     codes, uniques = pd.factorize(masks, sort=False)
     strings = [sep.join(lbl for i, lbl in enumerate(labels) if (int(m) >> i) & 1) for m in uniques]
-    return np.array(strings, dtype=object)[codes] if len(masks) else np.array([], dtype=object)
+    return _string_column(strings, codes)
 
 
 _ACTION_SPECS: list[ActionSpec] = []
@@ -674,22 +707,22 @@ def score_prepared(prep: Prepared, profile: Profile) -> dict[str, np.ndarray]:
                 int(status[row]), int(crit_mask[row]), int(action_mask[row]), int(code_mask[row])
             )
             comments.append(build_comment(_STATUS_NAMES[int(status[row])], urgent, phrases))
-        comment = np.array(comments, dtype=object)[key_codes]
+        comment = _string_column(comments, key_codes)
     else:
-        comment = np.array([], dtype=object)
+        comment = _string_column([], np.zeros(0, dtype=np.int64))
     values = dict(prep.values)
     tsat = np.asarray(f.tsat.value, dtype=float)
     if tsat.shape == (n,):
         values["tsat"] = tsat
     out: dict[str, np.ndarray] = {
-        "b12labs_status": _STATUS_NAMES[status],
+        "b12labs_status": _string_column(list(_STATUS_NAMES), status),
         "b12labs_codes": codes,
-        "b12labs_max_severity": _SEVERITY_NAMES[max_sev],
+        "b12labs_max_severity": _string_column(list(_SEVERITY_NAMES), max_sev),
         "b12labs_actions": actions,
         "b12labs_comment": comment,
-        "b12labs_error": prep.errors,
-        "b12labs_profile": np.full(n, profile.id, dtype=object),
-        "b12labs_version": np.full(n, __version__, dtype=object),
+        "b12labs_error": _string_column(*_codes_of(prep.errors)),
+        "b12labs_profile": _string_column([profile.id], np.zeros(n, dtype=np.int64)),
+        "b12labs_version": _string_column([__version__], np.zeros(n, dtype=np.int64)),
     }
     for key_ in ANALYTES:
         out[column_name(key_)] = values.get(key_, np.full(n, np.nan))
@@ -767,7 +800,7 @@ def check_units(df: pd.DataFrame, cmap: ColumnMap) -> None:
         filled = [t for t in text if t.strip()]
         if not filled:
             continue
-        _, _, cell_units, _ok = _parse_numbers(np.array(filled, dtype=object), ".")
+        _, _, cell_units, _ok, _present = _parse_numbers(np.array(filled, dtype=object), ".")
         if not any(u for u in cell_units):
             raise InputFormatError(
                 f"column {a.value!r} ({spec.short}) has no unit: not in its cells, header, a unit "

@@ -266,7 +266,7 @@ def _score_long_block(
                         f"{key}: {values[i]!r}: not a qualitative result (accepted: positive, negative)"
                     )
             continue
-        number, cmp, cell_unit, parsed = _parse_numbers(values[idx], decimal)
+        number, cmp, cell_unit, parsed, _present = _parse_numbers(values[idx], decimal)
         for j, i in enumerate(idx):
             if not parsed[j] or cmp[j] < 0:
                 reasons[i] = (
