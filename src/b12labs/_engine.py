@@ -176,6 +176,9 @@ class Measure:
         return self.hi <= t
 
 
+_MISSING = Measure(math.nan, 0, SCALAR)
+
+
 @dataclass
 class RawInputs:
     """Normalised inputs of one panel (floats/bools) or of a column of panels (arrays).
@@ -359,11 +362,14 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     f = Facts(raw, profile, xp)
     values, cmp = raw.values, raw.cmp
     for key in NUMERIC_ANALYTES:
-        setattr(f, key, Measure(values.get(key, _NAN), cmp.get(key, 0), xp))
+        if xp is SCALAR and key not in values:
+            setattr(f, key, _MISSING)  # immutable in practice: rules only read measures
+        else:
+            setattr(f, key, Measure(values.get(key, _NAN), cmp.get(key, 0), xp))
     rh, rl = raw.ref_high, raw.ref_low
     f.limit = {}
     f.limit_from_lab = {}
-    p = profile
+    p = profile.canonical
     band = raw.band
 
     # B12 and holoTC bands: always the profile's (compared in the published unit)

@@ -21,6 +21,7 @@ from .models import (
     PatientContext,
     Severity,
     Status,
+    parse_panel,
 )
 from .profiles import DEFAULT_PROFILE, THRESHOLDS, Profile, load_profile
 from .rules import CATALOGUE, Rule
@@ -311,10 +312,15 @@ def interpret(
     Returns an immutable :class:`Interpretation`; raises :class:`~b12labs.errors.InputError`
     subclasses for input it cannot use. Decision support, not a diagnosis.
     """
-    lab_panel = LabPanel.parse(panel, decimal=decimal)
+    if isinstance(panel, LabPanel):
+        measurements = panel.measurements()
+    elif isinstance(panel, Mapping):
+        parsed = parse_panel(panel, decimal=decimal)
+        measurements = {k: parsed[k] for k in ANALYTES if k in parsed}
+    else:
+        measurements = LabPanel.parse(panel, decimal=decimal).measurements()  # raises the error
     ctx = PatientContext.parse(context)
     prof = load_profile(profile)
-    measurements = lab_panel.measurements()
     raw, used = panel_inputs(measurements, ctx, prof)
     f = evaluate(raw, prof, SCALAR)
     if f.tsat_derived:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -149,7 +150,13 @@ def _check_value(value: float, analyte: str, reported: object) -> float:
     return value
 
 
+@functools.lru_cache(maxsize=65536)
 def _parse_text(analyte: str, text: str, decimal: str, unit: str | None) -> Measurement:
+    """Parse a result string (cached: a pure function returning an immutable Measurement)."""
+    return _parse_text_uncached(analyte, text, decimal, unit)
+
+
+def _parse_text_uncached(analyte: str, text: str, decimal: str, unit: str | None) -> Measurement:
     spec = ANALYTES[analyte]
     stripped = text.strip()
     if spec.qualitative:

@@ -112,10 +112,15 @@ class Profile:
     thresholds: Mapping[str, Threshold]
     path: str
     lineage: tuple[str, ...] = ()
+    canonical: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # canonical values by key, for the rule engine's hot path
+        object.__setattr__(self, "canonical", {k: t.canonical for k, t in self.thresholds.items()})
 
     def __getitem__(self, key: str) -> float:
         """The threshold's value in the canonical unit of its analyte."""
-        return self.thresholds[key].canonical
+        return self.canonical[key]
 
     def band(self, key: str, unit: str | None) -> tuple[float, float, str]:
         """A band limit for a result reported in ``unit``.
