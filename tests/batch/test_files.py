@@ -18,8 +18,14 @@ pytestmark = pytest.mark.slow
 
 
 def score(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "b12labs", "score", *args], capture_output=True, text=True,
-                          timeout=300, check=False, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "b12labs", "score", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=REPO,
+    )
 
 
 def read(path: Path) -> pd.DataFrame:
@@ -49,7 +55,13 @@ def test_wide_csv_every_row_back_in_order_ids_as_text(tmp_path: Path) -> None:
     df = read(tmp_path / "out.csv")
     assert list(df["id"]) == ["007", "008", "009", "010", "011"]
     assert list(df.columns[:10]) == WIDE[0]
-    assert list(df["b12labs_status"]) == ["deficient", "probable", "unlikely", "deficient", "unlikely"]
+    assert list(df["b12labs_status"]) == [
+        "deficient",
+        "probable",
+        "unlikely",
+        "deficient",
+        "unlikely",
+    ]
     errors = list(df["b12labs_error"])
     assert errors[0] == "" and errors[1] == ""
     assert "B12 (pg/mL)='hemolysed': not a number" in errors[2]
@@ -72,8 +84,11 @@ def test_gzip_bom_latin1_and_decimal_comma(tmp_path: Path) -> None:
         fh.write("\ufeffid,b12,b12_unit\n1,150,pg/mL\n")
     assert score(str(gz), "-o", str(tmp_path / "gz.csv")).returncode == 0
     assert read(tmp_path / "gz.csv")["id"].tolist() == ["1"]
-    latin = write_csv(tmp_path / "latin.csv", [["id", "b12", "b12_unit", "note"], ["1", "150", "pg/mL", "hémolysé"]],
-                      encoding="latin-1")
+    latin = write_csv(
+        tmp_path / "latin.csv",
+        [["id", "b12", "b12_unit", "note"], ["1", "150", "pg/mL", "hémolysé"]],
+        encoding="latin-1",
+    )
     bad = score(str(latin), "-o", str(tmp_path / "l.csv"))
     assert bad.returncode == 2 and "--encoding" in bad.stderr
     ok = score(str(latin), "-o", str(tmp_path / "l.csv"), "--encoding", "latin-1")
@@ -92,8 +107,15 @@ def test_parquet_jsonl_excel_and_stdout(tmp_path: Path) -> None:
     assert score(str(src), "-o", str(tmp_path / "out.parquet")).returncode == 0
     pq = pd.read_parquet(tmp_path / "out.parquet")
     assert pq["id"].tolist()[0] == "007" and len(pq) == 5
-    assert score(str(tmp_path / "out.parquet"), "-o", str(tmp_path / "again.jsonl"), "--map", "b12=b12",
-                 "--unit", "b12=pmol/L").returncode in (0, 2)
+    assert score(
+        str(tmp_path / "out.parquet"),
+        "-o",
+        str(tmp_path / "again.jsonl"),
+        "--map",
+        "b12=b12",
+        "--unit",
+        "b12=pmol/L",
+    ).returncode in (0, 2)
     assert score(str(src), "-o", str(tmp_path / "out.jsonl")).returncode == 0
     lines = (tmp_path / "out.jsonl").read_text().splitlines()
     assert len(lines) == 5 and json.loads(lines[1])["b12labs_status"] == "probable"
@@ -111,18 +133,41 @@ def test_refuses_to_overwrite_its_input_and_leaves_no_partial_file(tmp_path: Pat
     assert out.returncode == 2 and "refusing to overwrite" in out.stderr
     # a file that breaks mid-way: the output must not appear, nor a temporary file
     broken = tmp_path / "broken.csv"
-    broken.write_text("id,b12,b12_unit\n" + "1,150,pg/mL\n" * 50 + '2,"150,pg/mL\n', encoding="utf-8")
+    broken.write_text(
+        "id,b12,b12_unit\n" + "1,150,pg/mL\n" * 50 + '2,"150,pg/mL\n', encoding="utf-8"
+    )
     out = score(str(broken), "-o", str(tmp_path / "never.csv"), "--chunksize", "10")
     assert out.returncode != 0
     assert not (tmp_path / "never.csv").exists()
     assert not list(tmp_path.glob(".never.csv.*"))
 
 
+def test_header_unit_contradicting_the_unit_column_is_flagged_per_row(tmp_path: Path) -> None:
+    rows = [
+        ["id", "B12 (pg/mL)", "b12_unit"],
+        ["1", "150", "pmol/L"],
+        ["2", "150", "pg/mL"],
+        ["3", "150", ""],
+    ]
+    src = write_csv(tmp_path / "in.csv", rows)
+    out = score(str(src), "-o", str(tmp_path / "out.csv"))
+    assert out.returncode == 0, out.stderr
+    df = read(tmp_path / "out.csv")
+    assert "b12_unit contradicts the header unit pg/mL" in df["b12labs_error"][0]
+    assert df["b12_pmol_l"][0] == ""  # not used: the unit is ambiguous
+    assert df["b12labs_status"].tolist() == ["not_assessed", "deficient", "deficient"]
+    assert df["b12labs_error"].tolist()[1:] == ["", ""]
+
+
 def test_dry_run_prints_the_mapping_and_scores_nothing(tmp_path: Path) -> None:
     src = write_csv(tmp_path / "in.csv", WIDE)
     out = score(str(src), "--dry-run")
     assert out.returncode == 0
-    assert "'B12 (pg/mL)'" in out.stdout and "-> b12" in out.stdout and "unit pg/mL (from the header)" in out.stdout
+    assert (
+        "'B12 (pg/mL)'" in out.stdout
+        and "-> b12" in out.stdout
+        and "unit pg/mL (from the header)" in out.stdout
+    )
     assert "passed through untouched: 'id'" in out.stdout
     assert not (tmp_path / "in.b12labs.csv").exists()
 
@@ -132,7 +177,11 @@ def test_dry_run_prints_the_mapping_and_scores_nothing(tmp_path: Path) -> None:
     [
         ([["id", "b12"], ["1", "150"]], [], "never guessed"),
         ([["id", "b12", "b12"], ["1", "150", "160"]], [], "duplicated column"),
-        ([["id", "B12 (pg/mL)", "b12_unit"], ["1", "150", "pmol/L"]], ["--unit", "b12=pmol/L"], "contradicts"),
+        (
+            [["id", "B12 (pg/mL)", "b12_unit"], ["1", "150", "pmol/L"]],
+            ["--unit", "b12=pmol/L"],
+            "contradicts",
+        ),
         ([["id", "name"], ["1", "x"]], [], "no analyte column"),
         ([["id", "b12"], ["1", "150 pg/mL"]], ["--map", "nosuch=b12"], "not in the input"),
         ([["id", "b12"], ["1", "150 pg/mL"]], ["--unit", "b12=fL"], "wrong dimension"),
@@ -165,7 +214,10 @@ def test_long_export_episodes_and_rejects(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     ep = read(tmp_path / "ep.csv")
     assert ep[["patient_id", "episode_start"]].values.tolist() == [
-        ["P1", "2024-01-01T00:00:00Z"], ["P1", "2024-08-01T00:00:00Z"], ["P2", "2024-02-01T00:00:00Z"]]
+        ["P1", "2024-01-01T00:00:00Z"],
+        ["P1", "2024-08-01T00:00:00Z"],
+        ["P2", "2024-02-01T00:00:00Z"],
+    ]
     assert ep["b12labs_status"].tolist() == ["probable", "unlikely", "deficient"]
     assert ep["mma_ref_high"].tolist()[0] == "378"
     rej = read(tmp_path / "ep.rejects.csv")
@@ -186,7 +238,13 @@ def test_unsorted_long_export_larger_than_a_chunk_is_refused(tmp_path: Path) -> 
 
 
 def test_report_is_a_self_contained_page(tmp_path: Path) -> None:
-    out = score("examples/export.csv", "-o", str(tmp_path / "o.csv"), "--report", str(tmp_path / "r.html"))
+    out = score(
+        "examples/export.csv", "-o", str(tmp_path / "o.csv"), "--report", str(tmp_path / "r.html")
+    )
     assert out.returncode == 0, out.stderr
     html = (tmp_path / "r.html").read_text()
-    assert "<img" in html and "deficient" in html and "http://" not in html.replace("http://www.w3.org", "")
+    assert (
+        "<img" in html
+        and "deficient" in html
+        and "http://" not in html.replace("http://www.w3.org", "")
+    )

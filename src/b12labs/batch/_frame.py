@@ -267,6 +267,23 @@ def _parse_analyte(
         )
         filled = filled_u[codes]  # code -1 (missing) picks the final False
         unit_idx = np.where(filled, codes + offset, unit_idx)
+        if a.header_unit:
+            # a unit column that contradicts the unit in the header: never pick one silently
+            column_header_code = resolve_unit(key, a.header_unit).code
+            against = [
+                k + offset
+                for k, u in enumerate(cleaned)
+                if filled_u[k] and not _same_code(key, u, column_header_code)
+            ]
+            clash = np.isin(unit_idx, against) & present
+            if clash.any():
+                errors.cell(
+                    clash,
+                    a.value,
+                    cells,
+                    f"{a.unit_column} contradicts the header unit {a.header_unit}",
+                )
+                ok &= ~clash
     with_cell_unit = np.flatnonzero(cell_unit != "") if n else np.zeros(0, dtype=np.int64)
     if len(with_cell_unit):
         header_code = resolve_unit(key, a.header_unit).code if a.header_unit else None
@@ -342,6 +359,13 @@ def _parse_analyte(
     return _Parsed(
         value=value, cmp=cmp, ref_low=ref_low, ref_high=ref_high, implausible=implausible, band=band
     )
+
+
+def _same_code(key: str, unit: str, code: str) -> bool:
+    try:
+        return resolve_unit(key, unit).code == code
+    except B12LabsError:
+        return False
 
 
 def _same_unit(key: str, a: str, b: str) -> bool:
