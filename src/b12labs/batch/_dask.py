@@ -10,6 +10,7 @@ connects to ``--scheduler ADDRESS`` or starts a ``LocalCluster`` of ``--workers 
 from __future__ import annotations
 
 import argparse
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -104,9 +105,18 @@ def score_file_dask(
         writer = AtomicWriter(output, inputs=[path])
         rows = 0
         try:
-            # partitions are computed on the workers and streamed back in order
+            # partitions are scored on the workers, a bounded window at a time (memory stays
+            # flat), and written back in input order
+            window = max(2, len(client.scheduler_info().get("workers", {})) + 1)
+            in_flight: deque[Any] = deque()
             for i in range(scored.npartitions):
-                part = client.compute(scored.get_partition(i)).result()
+                in_flight.append(client.compute(scored.get_partition(i)))
+                if len(in_flight) >= window:
+                    part = in_flight.popleft().result()
+                    writer.write(part)
+                    rows += len(part)
+            while in_flight:
+                part = in_flight.popleft().result()
                 writer.write(part)
                 rows += len(part)
             writer.commit()
