@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,10 @@ class _View:
         self.m = measurements
         self.context = context
         self.implausible = implausible
+        self.evidence_cache: dict[tuple[str, str | None], tuple[Evidence, ...]] = {}
+        self.limit_cache: dict[
+            tuple[str, str | None], tuple[float, str, str | None, str, bool, str | None]
+        ] = {}
 
     # ---- limits: which profile key applies, and whether a lab interval replaced it
     def limit_key(self, name: str) -> str:
@@ -137,6 +141,15 @@ class _View:
         self, name: str, analyte: str | None
     ) -> tuple[float, str, str | None, str, bool, str | None]:
         """(value, unit, source, threshold key, from lab, note) of a limit as compared."""
+        key = (name, analyte)
+        found = self.limit_cache.get(key)
+        if found is None:
+            found = self.limit_cache[key] = self._limit(name, analyte)
+        return found
+
+    def _limit(
+        self, name: str, analyte: str | None
+    ) -> tuple[float, str, str | None, str, bool, str | None]:
         f = self.facts
         profile = f.profile
         key = self.limit_key(name)
@@ -203,10 +216,27 @@ class _View:
 
 
 def _evidence(r: Rule, view: _View, used: Mapping[str, float]) -> tuple[Evidence, ...]:
+    if r.code in ("VALUE_CENSORED", "VALUE_IMPLAUSIBLE"):
+        return _build_evidence(r, view, used)
+    out: list[Evidence] = []
+    for pair in r.evidence:
+        cached = view.evidence_cache.get(pair)
+        if cached is None:
+            cached = view.evidence_cache[pair] = _build_evidence(r, view, used, (pair,))
+        out.extend(cached)
+    return tuple(dict.fromkeys(out))
+
+
+def _build_evidence(
+    r: Rule,
+    view: _View,
+    used: Mapping[str, float],
+    only: Sequence[tuple[str, str | None]] | None = None,
+) -> tuple[Evidence, ...]:
     out: list[Evidence] = []
     f = view.facts
     seen: set[tuple[str, str | None]] = set()
-    pairs = list(r.evidence)
+    pairs = list(r.evidence if only is None else only)
     if r.code == "VALUE_CENSORED":
         pairs = [(k, None) for k, m in view.m.items() if m.comparator]
     elif r.code == "VALUE_IMPLAUSIBLE":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,7 +139,7 @@ class Rule:
         return tuple(dict.fromkeys(keys))
 
     def citations(self) -> tuple[str, ...]:
-        return tuple(SOURCES[s] for s in self.sources)
+        return _citations(self.sources)
 
 
 #: Effective limits that stand for several profile keys.
@@ -146,6 +147,12 @@ LIMIT_KEYS: dict[str, tuple[str, ...]] = {
     "mma_elevated": ("mma_elevated", "mma_elevated_older", "mma_older_age"),
     "hb_anaemia": ("hb_anaemia_male", "hb_anaemia_female", "hb_anaemia_pregnant"),
 }
+
+
+@functools.cache
+def _citations(sources: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(SOURCES[s] for s in sources)
+
 
 CATALOGUE: list[Rule] = []
 
