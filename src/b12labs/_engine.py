@@ -26,7 +26,9 @@ __all__ = [
     "CMP_CODES",
     "NUMERIC_ANALYTES",
     "SCALAR",
+    "SEX_CODES",
     "STATUS_NAMES",
+    "TREATMENT_CODES",
     "VECTOR",
     "Facts",
     "Measure",
@@ -39,6 +41,10 @@ NUMERIC_ANALYTES: tuple[str, ...] = tuple(k for k, spec in ANALYTES.items() if n
 
 # comparator codes used by both shapes
 CMP_CODES = {None: 0, "<": 1, "<=": 2, ">": 3, ">=": 4}
+
+# context codes shared by both front-ends (0: unknown/other or none)
+SEX_CODES = {"female": 1, "male": 2}
+TREATMENT_CODES = {"oral": 1, "injection": 2}
 
 # status codes (RULES.md §6) and their names
 NOT_ASSESSED, DEFICIENT, UNINTERPRETABLE, PROBABLE, INDETERMINATE, UNLIKELY = range(6)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ._comment import comment as build_comment
-from ._engine import CMP_CODES, SCALAR, STATUS_NAMES, Facts, RawInputs
+from ._engine import CMP_CODES, SCALAR, SEX_CODES, STATUS_NAMES, TREATMENT_CODES, Facts, RawInputs
 from ._evaluate import evaluate, severity_rank
 from ._version import __version__
 from .models import (
@@ -35,8 +35,6 @@ _BAND_KEYS = {
     "b12": ("b12_deficient", "b12_indeterminate_upper", "b12_high"),
     "holotc": ("holotc_deficient", "holotc_indeterminate_upper"),
 }
-_TREATMENT = {None: 0, "none": 0, "oral": 1, "injection": 2}
-_SEX = {"female": 1, "male": 2}
 
 
 def _canonical(analyte: str, m: Measurement) -> tuple[float, float]:
@@ -89,10 +87,10 @@ def panel_inputs(
         if_positive=if_positive,
         if_negative=if_negative,
         age=context.age if context.age is not None else math.nan,
-        sex=_SEX.get(context.sex, 0),
+        sex=SEX_CODES.get(context.sex, 0),
         pregnant=bool(context.pregnant),
         nitrous_oxide=bool(context.nitrous_oxide_exposure),
-        treatment=_TREATMENT[context.b12_treatment],
+        treatment=TREATMENT_CODES.get(context.b12_treatment or "none", 0),
         days_since_injection=(
             context.days_since_b12_injection
             if context.days_since_b12_injection is not None

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .._comment import comment as build_comment
-from .._engine import VECTOR, RawInputs
+from .._engine import SEX_CODES, TREATMENT_CODES, VECTOR, RawInputs
 from .._evaluate import evaluate, severity_rank
 from .._version import __version__
 from ..errors import B12LabsError, InputFormatError
@@ -443,6 +443,18 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
 
         return inner
 
+    def coded(col: str, parse: Any, codes_of: Mapping[str, int], reason: str) -> np.ndarray:
+        """A vocabulary column as integer codes (0 for unknown/blank); bad cells reported."""
+        results, codes = _map_unique(df[col], safe(parse))
+        if not len(results):
+            return np.zeros(n, dtype=np.int64)
+        bad = bad_cells(col, results, codes, lambda e: reason)
+        code_of = np.array(
+            [0 if isinstance(r, Exception) else codes_of.get(str(r), 0) for r in results],
+            dtype=np.int64,
+        )
+        return np.where(bad, 0, code_of[codes])
+
     age = np.full(n, np.nan)
     if "age" in c:
         age, bad = _plain_numbers(df[c["age"]], upper=130.0)
@@ -456,24 +468,12 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
 
     sex = np.zeros(n, dtype=np.int64)
     if "sex" in c:
-        results, codes = _map_unique(
-            df[c["sex"]], safe(lambda v: PatientContext.parse({"sex": v or None}).sex)
-        )
-        bad = bad_cells(
+        sex = coded(
             c["sex"],
-            results,
-            codes,
-            lambda e: "unknown sex (accepted: F/female, M/male, U/unknown)",
+            lambda v: PatientContext.parse({"sex": v or None}).sex,
+            SEX_CODES,
+            "unknown sex (accepted: F/female, M/male, U/unknown)",
         )
-        code_of = np.array(
-            [
-                {"female": 1, "male": 2}.get(r, 0) if not isinstance(r, Exception) else 0
-                for r in results
-            ],
-            dtype=np.int64,
-        )
-        sex = code_of[codes] if len(results) else sex
-        sex = np.where(bad, 0, sex)
     ctx["sex"] = sex
 
     for name in ("pregnant", "nitrous_oxide_exposure"):
@@ -495,24 +495,12 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
 
     treatment = np.zeros(n, dtype=np.int64)
     if "b12_treatment" in c:
-        results, codes = _map_unique(
-            df[c["b12_treatment"]],
-            safe(lambda v: PatientContext.parse({"b12_treatment": v or None}).b12_treatment),
-        )
-        bad_cells(
+        treatment = coded(
             c["b12_treatment"],
-            results,
-            codes,
-            lambda e: "unknown B12 treatment (accepted: none, oral, injection)",
+            lambda v: PatientContext.parse({"b12_treatment": v or None}).b12_treatment,
+            TREATMENT_CODES,
+            "unknown B12 treatment (accepted: none, oral, injection)",
         )
-        code_of = np.array(
-            [
-                {"oral": 1, "injection": 2}.get(r, 0) if not isinstance(r, Exception) else 0
-                for r in results
-            ],
-            dtype=np.int64,
-        )
-        treatment = code_of[codes] if len(results) else treatment
     ctx["treatment"] = treatment
 
     days = np.full(n, np.nan)
