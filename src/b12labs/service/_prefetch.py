@@ -30,6 +30,7 @@ import httpx
 
 from ._cdshooks import HookRequest
 from ._hooks import REQUIRED_PREFETCH, ServiceDef, render_template
+from ._http import TooLarge, get_capped
 
 __all__ = [
     "FHIR_RESPONSE_MAX_BYTES",
@@ -92,24 +93,19 @@ def _same_origin(url: str, base: str) -> bool:
 async def _get_json(client: httpx.AsyncClient, url: str, token: str, timeout: float) -> Any:
     headers = {"Accept": "application/fhir+json", "Authorization": f"Bearer {token}"}
     try:
-        async with client.stream(
-            "GET", url, headers=headers, timeout=timeout, follow_redirects=False
-        ) as response:
-            if response.status_code == 404:
-                return None
-            if response.status_code != 200:
-                raise _FetchError(f"FHIR server answered HTTP {response.status_code}")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > FHIR_RESPONSE_MAX_BYTES:
-                    raise _FetchError("FHIR response too large")
-                chunks.append(chunk)
+        status, body = await get_capped(
+            client, url, headers=headers, timeout=timeout, max_bytes=FHIR_RESPONSE_MAX_BYTES
+        )
+    except TooLarge:
+        raise _FetchError("FHIR response too large") from None
     except httpx.HTTPError as exc:
         raise _FetchError(f"FHIR request failed ({type(exc).__name__})") from None
+    if status == 404:
+        return None
+    if status != 200:
+        raise _FetchError(f"FHIR server answered HTTP {status}")
     try:
-        return json.loads(b"".join(chunks))
+        return json.loads(body)
     except ValueError:
         raise _FetchError("FHIR response is not JSON") from None
 

@@ -45,6 +45,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ._config import ServiceConfig, TrustedIssuer
+from ._http import TooLarge, get_capped
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -515,22 +516,17 @@ def _read_file(path: Path) -> bytes:
 
 async def _fetch(client: httpx.AsyncClient, url: str) -> bytes:
     try:
-        async with client.stream(
-            "GET",
+        status, body = await get_capped(
+            client,
             url,
             headers={"Accept": "application/json"},
             timeout=JWKS_TIMEOUT_SECONDS,
-            follow_redirects=False,
-        ) as response:
-            if response.status_code != 200:
-                raise _JWKSUnavailable(f"JWKS URL answered HTTP {response.status_code}")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > JWKS_MAX_BYTES:
-                    raise _JWKSUnavailable("JWKS response too large")
-                chunks.append(chunk)
+            max_bytes=JWKS_MAX_BYTES,
+        )
+    except TooLarge:
+        raise _JWKSUnavailable("JWKS response too large") from None
     except httpx.HTTPError as exc:
         raise _JWKSUnavailable(f"JWKS fetch failed: {type(exc).__name__}") from None
-    return b"".join(chunks)
+    if status != 200:
+        raise _JWKSUnavailable(f"JWKS URL answered HTTP {status}")
+    return body
