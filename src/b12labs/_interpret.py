@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._comment import comment as build_comment
 from ._engine import CMP_CODES, SCALAR, SEX_CODES, STATUS_NAMES, TREATMENT_CODES, Facts, RawInputs
-from ._evaluate import evaluate, severity_rank
+from ._evaluate import evaluate
 from ._version import __version__
 from .models import (
     Action,
@@ -25,6 +28,7 @@ from .models import (
 )
 from .profiles import DEFAULT_PROFILE, THRESHOLDS, Profile, load_profile
 from .rules import CATALOGUE, Rule
+from .rules._registry import ActionSpec
 from .units import ANALYTES, convert, resolve_unit, round_sig
 from .vocabulary import NEUROLOGICAL_SYMPTOMS
 
@@ -105,8 +109,88 @@ def panel_inputs(
     return raw, used
 
 
+_FIELDS = string.Formatter()
+
+
+def _compile_template(template: str) -> tuple[tuple[str, str | None], ...] | None:
+    """``"B12 {b12} is below {b12_deficient}"`` as (literal, field) parts; ``None`` when the
+    template uses a format spec or conversion (then ``str.format_map`` is used as written)."""
+    parts: list[tuple[str, str | None]] = []
+    for literal, name, spec, conversion in _FIELDS.parse(template):
+        if spec or conversion or (name is not None and not name.isidentifier()):
+            return None
+        parts.append((literal, name))
+    return tuple(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What ``interpret()`` needs of one rule, prepared once when the catalogue is loaded."""
+
+    rule: Rule
+    code: str
+    order: int
+    rank: int | None  # fixed severity rank, or None when the rule escalates
+    actions: tuple[tuple[Any, Action, str], ...]  # (condition or None, action, comment phrase)
+    parts: tuple[tuple[str, str | None], ...] | None  # compiled message template
+    sources: tuple[str, ...]
+    special_evidence: bool  # evidence listed from the panel, not from the rule's pairs
+
+
+def _actions(r: Rule) -> list[tuple[ActionSpec, Action]]:
+    return [
+        (a, Action.model_validate({"kind": a.kind, "test": a.test, "loinc": a.loinc}))
+        for a in r.actions
+    ]
+
+
+def _plan(i: int, r: Rule) -> _Plan:
+    return _Plan(
+        rule=r,
+        code=r.code,
+        order=i,
+        rank=None if r.escalate is not None else r.severity.rank,
+        actions=tuple((a.when, action, _phrase(action)) for a, action in _actions(r)),
+        parts=_compile_template(r.message) if isinstance(r.message, str) else None,
+        sources=r.citations(),
+        special_evidence=r.code in ("VALUE_CENSORED", "VALUE_IMPLAUSIBLE"),
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _profile_limit(
+    profile: Profile, key: str, unit: str | None, note: str | None
+) -> tuple[float, str, str | None, str, bool, str | None]:
+    """A profile limit as shown: (value, unit, source, key, from lab (False), note).
+
+    Depends only on the profile, the threshold, the unit the result was reported in (bands
+    are shown in the unit they are compared in) and the note, so it is computed once.
+    """
+    t = profile.thresholds[key]
+    spec = THRESHOLDS[key]
+    if spec.band:
+        _, shown, shown_unit = profile.band(key, unit)
+        return (shown, shown_unit, t.citation, key, False, note)
+    if spec.kind in ("years", "days"):
+        return (t.value, spec.kind, t.citation, key, False, note)
+    canonical_unit = ANALYTES[spec.kind].canonical_unit
+    if resolve_unit(spec.kind, t.unit).code != canonical_unit:
+        published = f"published as {t.value:g} {t.unit}"
+        note = f"{note}; {published}" if note else published
+    return (t.canonical, canonical_unit, t.citation, key, False, note)
+
+
+_UNSET: Any = object()
+
+
 class _View:
-    """What message templates and evidence read: reported values and effective limits."""
+    """What message templates and evidence read: reported values and effective limits.
+
+    Built per call; the field texts, limits and evidence it computes are kept for the call,
+    since several findings of one panel show the same values and limits.
+    """
+
+    __slots__ = ("context", "evidence", "facts", "implausible", "limits", "m", "texts")
 
     def __init__(
         self,
@@ -119,10 +203,11 @@ class _View:
         self.m = measurements
         self.context = context
         self.implausible = implausible
-        self.evidence_cache: dict[tuple[str, str | None], tuple[Evidence, ...]] = {}
-        self.limit_cache: dict[
+        self.texts: dict[str, str] = {}
+        self.limits: dict[
             tuple[str, str | None], tuple[float, str, str | None, str, bool, str | None]
         ] = {}
+        self.evidence: dict[tuple[str, str | None], Evidence | None] = {}
 
     # ---- limits: which profile key applies, and whether a lab interval replaced it
     def limit_key(self, name: str) -> str:
@@ -139,23 +224,19 @@ class _View:
         self, name: str, analyte: str | None
     ) -> tuple[float, str, str | None, str, bool, str | None]:
         """(value, unit, source, threshold key, from lab, note) of a limit as compared."""
-        key = (name, analyte)
-        found = self.limit_cache.get(key)
+        found = self.limits.get((name, analyte))
         if found is None:
-            found = self.limit_cache[key] = self._limit(name, analyte)
+            found = self.limits[(name, analyte)] = self._limit(name, analyte)
         return found
 
     def _limit(
         self, name: str, analyte: str | None
     ) -> tuple[float, str, str | None, str, bool, str | None]:
         f = self.facts
-        profile = f.profile
         key = self.limit_key(name)
         if f.limit_from_lab.get(name, False):
             canonical = ANALYTES[THRESHOLDS[key].kind].canonical_unit
             return (f.limit[name], canonical, "laboratory reference interval", key, True, None)
-        t = profile.thresholds[key]
-        spec = THRESHOLDS[key]
         note = None
         if (
             name == "hb_anaemia"
@@ -165,20 +246,21 @@ class _View:
             note = "sex unknown or other: the higher (male) threshold applies"
         if name == "mma_elevated" and self.context.age is None:
             note = "age unknown: the under-65 limit applies"
+        spec = THRESHOLDS[key]
+        unit = None
         if spec.band:
             m = self.m.get(analyte or spec.kind)
-            _, shown, unit = profile.band(key, m.unit if m else None)
-            return (shown, unit, t.citation, key, False, note)
-        if spec.kind in ("years", "days"):
-            return (t.value, spec.kind, t.citation, key, False, note)
-        canonical_unit = ANALYTES[spec.kind].canonical_unit
-        if resolve_unit(spec.kind, t.unit).code != canonical_unit:
-            published = f"published as {t.value:g} {t.unit}"
-            note = f"{note}; {published}" if note else published
-        return (t.canonical, canonical_unit, t.citation, key, False, note)
+            unit = m.unit if m else None
+        return _profile_limit(f.profile, key, unit, note)
 
     # ---- template fields
     def __getitem__(self, key: str) -> str:
+        text = self.texts.get(key)
+        if text is None:
+            text = self.texts[key] = self._text(key)
+        return text
+
+    def _text(self, key: str) -> str:
         if key in ANALYTES:
             m = self.m.get(key)
             if m is None:
@@ -213,103 +295,103 @@ class _View:
         raise KeyError(key)
 
 
-def _evidence(r: Rule, view: _View, used: Mapping[str, float]) -> tuple[Evidence, ...]:
-    if r.code in ("VALUE_CENSORED", "VALUE_IMPLAUSIBLE"):
-        return _build_evidence(r, view, used)
-    out: list[Evidence] = []
-    for pair in r.evidence:
-        cached = view.evidence_cache.get(pair)
-        if cached is None:
-            cached = view.evidence_cache[pair] = _build_evidence(r, view, used, (pair,))
-        out.extend(cached)
-    return tuple(dict.fromkeys(out))
-
-
-def _build_evidence(
-    r: Rule,
-    view: _View,
-    used: Mapping[str, float],
-    only: Sequence[tuple[str, str | None]] | None = None,
-) -> tuple[Evidence, ...]:
-    out: list[Evidence] = []
-    f = view.facts
-    seen: set[tuple[str, str | None]] = set()
-    pairs = list(r.evidence if only is None else only)
-    if r.code == "VALUE_CENSORED":
-        pairs = [(k, None) for k, m in view.m.items() if m.comparator]
-    elif r.code == "VALUE_IMPLAUSIBLE":
-        pairs = [(k, None) for k in view.implausible]
-    for analyte, limit in pairs:
-        if (analyte, limit) in seen:
-            continue
-        seen.add((analyte, limit))
-        m = view.m.get(analyte)
-        derived_tsat = analyte == "tsat" and m is None and f.tsat_derived
-        if m is None and not derived_tsat:
-            continue
-        spec = ANALYTES[analyte]
-        note: str | None = None
-        kwargs: dict[str, Any] = {}
-        if limit == "rdw_high" and not f.rdw_high:
-            continue  # a high RDW is cited as supporting evidence; a normal one is not
-        if limit is not None:
-            t_value, t_unit, t_source, t_key, lab, note = view.limit(limit, analyte)
-            kwargs = dict(
-                threshold=t_value,
-                threshold_unit=t_unit,
-                threshold_source=t_source,
-                threshold_name=t_key,
-                lab_interval=lab,
-            )
-        if derived_tsat:
-            out.append(
-                Evidence(
-                    analyte="tsat",
-                    reported=None,
-                    value=f.tsat.value,
-                    unit="%",
-                    note="derived from iron and TIBC (iron / TIBC x 100)",
-                    **kwargs,
-                )
-            )
-            continue
-        assert m is not None
-        if spec.qualitative:
-            out.append(Evidence(analyte=analyte, reported=m.text(), note=note, **kwargs))
-            continue
-        value: float | None = used.get(analyte)
-        unit = spec.canonical_unit
-        if analyte in view.implausible:
-            note = "outside the plausible range: not used"
-            value = (
-                round_sig(m.value * resolve_unit(analyte, m.unit).factor)
-                if m.value is not None and m.unit
-                else m.value
-            )
-        elif (
-            limit is not None
-            and not kwargs["lab_interval"]
-            and THRESHOLDS[kwargs["threshold_name"]].band
-            and m.value is not None
-            and m.unit
-        ):
-            unit = kwargs["threshold_unit"]
-            value = convert(m.value, analyte, m.unit, unit)
-        if r.code == "VALUE_CENSORED":
-            decided = _censored_decided(f, analyte)
-            note = decided
-        out.append(
-            Evidence(
-                analyte=analyte,
-                reported=m.text(),
-                value=value,
-                unit=unit,
-                comparator=m.comparator,
-                note=note,
-                **kwargs,
-            )
+def _evidence(p: _Plan, view: _View, used: Mapping[str, float]) -> tuple[Evidence, ...]:
+    """The evidence of a fired rule: one item per (analyte, limit) pair with a result."""
+    if p.special_evidence:
+        if p.rule.code == "VALUE_CENSORED":
+            pairs = [k for k, m in view.m.items() if m.comparator]
+            censored = True
+        else:
+            pairs = list(view.implausible)
+            censored = False
+        return tuple(
+            ev
+            for ev in (_pair_evidence(view, used, k, None, censored) for k in pairs)
+            if ev is not None
         )
+    cache = view.evidence
+    out: list[Evidence] = []
+    for pair in p.rule.evidence:
+        ev = cache.get(pair, _UNSET)
+        if ev is _UNSET:
+            ev = cache[pair] = _pair_evidence(view, used, pair[0], pair[1])
+        if ev is not None and all(ev is not seen for seen in out):
+            out.append(ev)
     return tuple(out)
+
+
+def _pair_evidence(
+    view: _View, used: Mapping[str, float], analyte: str, limit: str | None, censored: bool = False
+) -> Evidence | None:
+    """The evidence for one analyte (and the limit it was compared with), or ``None``."""
+    f = view.facts
+    m = view.m.get(analyte)
+    derived_tsat = m is None and analyte == "tsat" and f.tsat_derived
+    if m is None and not derived_tsat:
+        return None
+    if limit == "rdw_high" and not f.rdw_high:
+        return None  # a high RDW is cited as supporting evidence; a normal one is not
+    note: str | None = None
+    threshold: float | None = None
+    t_unit = t_source = t_key = None
+    lab = False
+    if limit is not None:
+        threshold, t_unit, t_source, t_key, lab, note = view.limit(limit, analyte)
+    if derived_tsat:
+        return Evidence(
+            analyte="tsat",
+            value=f.tsat.value,
+            unit="%",
+            note="derived from iron and TIBC (iron / TIBC x 100)",
+            threshold=threshold,
+            threshold_unit=t_unit,
+            threshold_source=t_source,
+            threshold_name=t_key,
+            lab_interval=lab,
+        )
+    assert m is not None
+    spec = ANALYTES[analyte]
+    if spec.qualitative:
+        return Evidence(
+            analyte=analyte,
+            reported=m.text(),
+            note=note,
+            threshold=threshold,
+            threshold_unit=t_unit,
+            threshold_source=t_source,
+            threshold_name=t_key,
+            lab_interval=lab,
+        )
+    value: float | None = used.get(analyte)
+    unit = spec.canonical_unit
+    if analyte in view.implausible:
+        note = "outside the plausible range: not used"
+        value = (
+            round_sig(m.value * resolve_unit(analyte, m.unit).factor)
+            if m.value is not None and m.unit
+            else m.value
+        )
+    elif (
+        t_key is not None and not lab and THRESHOLDS[t_key].band and m.value is not None and m.unit
+    ):
+        assert t_unit is not None
+        unit = t_unit
+        value = convert(m.value, analyte, m.unit, unit)
+    if censored:
+        note = _censored_decided(f, analyte)
+    return Evidence(
+        analyte=analyte,
+        reported=m.text(),
+        value=value,
+        unit=unit,
+        comparator=m.comparator,
+        note=note,
+        threshold=threshold,
+        threshold_unit=t_unit,
+        threshold_source=t_source,
+        threshold_name=t_key,
+        lab_interval=lab,
+    )
 
 
 def _censored_decided(f: Facts, analyte: str) -> str:
@@ -319,10 +401,12 @@ def _censored_decided(f: Facts, analyte: str) -> str:
     return "used as its bound where the comparison is decided"
 
 
-def _message(r: Rule, view: _View) -> str:
-    if callable(r.message):
-        return r.message(view)
-    return r.message.format_map(view)
+def _message(p: _Plan, view: _View) -> str:
+    parts = p.parts
+    if parts is None:
+        message = p.rule.message
+        return message(view) if callable(message) else message.format_map(view)
+    return "".join([literal + view[name] if name else literal for literal, name in parts])
 
 
 def interpret(
@@ -354,37 +438,42 @@ def interpret(
     if f.tsat_derived:
         used["tsat"] = f.tsat.value
     view = _View(f, measurements, ctx, raw.implausible)
-    fired: list[tuple[int, int, Rule]] = []
-    for i, r in enumerate(CATALOGUE):
-        if f.fired[r.code]:
-            fired.append((-severity_rank(r, f, SCALAR), i, r))
-    fired.sort(key=lambda t: (t[0], t[1]))
+    fired = f.fired
+    ranked: list[tuple[int, int, _Plan]] = []
+    for p in _PLANS:
+        if fired[p.code]:
+            rank = p.rank if p.rank is not None else p.rule.escalate(f, SCALAR)  # type: ignore[misc]
+            ranked.append((-rank, p.order, p))
+    ranked.sort()  # severity (critical first), then catalogue order; never compares plans
     findings = []
-    for neg_rank, _, r in fired:
-        actions = tuple(
-            Action.model_validate({"kind": a.kind, "test": a.test, "loinc": a.loinc})
-            for a in r.actions
-            if a.when is None or a.when(f, SCALAR)
-        )
+    urgent: list[str] = []
+    phrases: dict[str, None] = {}
+    for neg_rank, _, p in ranked:
+        actions: tuple[Action, ...] = ()
+        if p.actions:
+            chosen = [(a, ph) for when, a, ph in p.actions if when is None or when(f, SCALAR)]
+            actions = tuple(a for a, _ in chosen)
+            phrases.update(dict.fromkeys(ph for _, ph in chosen))
+        severity = _SEVERITIES[-neg_rank]
+        if severity is Severity.critical:
+            urgent.append(p.rule.title)
         findings.append(
             Finding(
-                code=r.code,
-                severity=_SEVERITIES[-neg_rank],
-                title=r.title,
-                message=_message(r, view),
-                evidence=_evidence(r, view, used),
+                code=p.code,
+                severity=severity,
+                title=p.rule.title,
+                message=_message(p, view),
+                evidence=_evidence(p, view, used),
                 actions=actions,
-                sources=r.citations(),
+                sources=p.sources,
             )
         )
     status = STATUS_NAMES[f.status]
-    urgent = tuple(fd.title for fd in findings if fd.severity is Severity.critical)
-    action_phrases = tuple(dict.fromkeys(_phrase(a) for fd in findings for a in fd.actions))
     return Interpretation(
         status=Status(status),
         findings=tuple(findings),
         values=used,
-        comment=build_comment(status, urgent, action_phrases),
+        comment=build_comment(status, tuple(urgent), tuple(phrases)),
         profile_id=prof.id,
         profile_version=prof.version,
         library_version=__version__,
@@ -413,3 +502,6 @@ def normalize(panel: Mapping[str, Any] | LabPanel, *, decimal: str = ".") -> dic
         else:
             out[key] = _canonical(key, m)[1]
     return out
+
+
+_PLANS: tuple[_Plan, ...] = tuple(_plan(i, r) for i, r in enumerate(CATALOGUE))
