@@ -173,3 +173,35 @@ def test_comment_is_short_decision_support() -> None:
     )
     assert len(result.comment) <= 400
     assert "diagnos" not in result.comment.lower() or "decision support" in result.comment.lower()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"value": 180, "unit": "pg/mL"},
+        {"value": 180.5, "unit": "ng/L"},
+        {"value": 0, "unit": "pmol/L"},
+        {"value": 133.0, "unit": " pmol/L "},
+        {"value": -1.0, "unit": "pg/mL"},
+        {"value": math.nan, "unit": "pg/mL"},
+        {"value": math.inf, "unit": "pg/mL"},
+        {"value": 180.0, "unit": "fL"},
+        {"value": 180.0, "unit": "furlongs"},
+        {"value": 180.0, "unit": ""},
+        {"value": True, "unit": "pg/mL"},
+        {"value": "180", "unit": "pg/mL"},
+    ],
+)
+def test_value_unit_mapping_fast_path_matches_the_general_path(raw: dict[str, object]) -> None:
+    # parse_measurement() reads {"value": number, "unit": str} without a dict copy and a
+    # validated model; an OrderedDict takes the general path: both must agree exactly
+    from collections import OrderedDict
+
+    def outcome(r: object) -> object:
+        try:
+            m = parse_measurement("b12", r)
+        except Exception as exc:  # the error is the outcome compared
+            return (type(exc), str(exc))
+        return (m.model_dump_json(), m.model_fields_set, type(m.value))
+
+    assert outcome(raw) == outcome(OrderedDict(raw))

@@ -182,7 +182,27 @@ class Measure:
         return self.hi <= t
 
 
-_MISSING = Measure(math.nan, 0, SCALAR)
+class _Absent(Measure):
+    """A missing result in the scalar shape: every comparison is false, as for NaN."""
+
+    __slots__ = ()
+
+    def gt(self, t: X) -> X:
+        return False
+
+    def ge(self, t: X) -> X:
+        return False
+
+    def lt(self, t: X) -> X:
+        return False
+
+    def le(self, t: X) -> X:
+        return False
+
+
+_MISSING = _Absent(math.nan, 0, SCALAR)
+# every numeric measure missing: the starting point of a scalar panel's facts
+_ALL_MISSING = dict.fromkeys(NUMERIC_ANALYTES, _MISSING)
 
 
 @dataclass
@@ -271,15 +291,19 @@ class Facts:
         return self.raw.medications.get(cls, False)
 
     def any_cond(self, names: Sequence[str]) -> X:
+        conditions = self.raw.conditions
         out: X = False
-        for n in names:
-            out = out | self.raw.conditions.get(n, False)
+        if conditions:  # none recorded: false in either shape
+            for n in names:
+                out = out | conditions.get(n, False)
         return out
 
     def any_sym(self, names: Sequence[str]) -> X:
+        symptoms = self.raw.symptoms
         out: X = False
-        for n in names:
-            out = out | self.raw.symptoms.get(n, False)
+        if symptoms:
+            for n in names:
+                out = out | symptoms.get(n, False)
         return out
 
     # populated by derive()
@@ -307,6 +331,7 @@ class Facts:
     anaemia: X
     anaemia_moderate: X
     anaemia_severe: X
+    any_censored: X
     any_symptom: X
     b12_deficient: X
     b12_deficient_or_indeterminate: X
@@ -367,11 +392,17 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     """Build the :class:`Facts` for a panel (``SCALAR``) or a column of panels (``VECTOR``)."""
     f = Facts(raw, profile, xp)
     values, cmp = raw.values, raw.cmp
-    for key in NUMERIC_ANALYTES:
-        if xp is SCALAR and key not in values:
-            setattr(f, key, _MISSING)  # immutable in practice: rules only read measures
-        else:
-            setattr(f, key, Measure(values.get(key, _NAN), cmp.get(key, 0), xp))
+    any_censored: X = False
+    if xp is SCALAR:
+        f.__dict__.update(_ALL_MISSING)  # immutable in practice: rules only read measures
+        keys: Sequence[str] = tuple(values)  # a missing measure is never censored
+    else:
+        keys = NUMERIC_ANALYTES
+    for key in keys:
+        m = Measure(values.get(key, _NAN), cmp.get(key, 0), xp)
+        setattr(f, key, m)
+        any_censored = any_censored | m.censored
+    f.any_censored = any_censored
     rh, rl = raw.ref_high, raw.ref_low
     f.limit = {}
     f.limit_from_lab = {}

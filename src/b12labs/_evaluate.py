@@ -12,17 +12,19 @@ __all__ = ["PHASE_AFTER_STATUS", "PHASE_BEFORE_STATUS", "evaluate", "severity_ra
 
 PHASE_BEFORE_STATUS: tuple[Rule, ...] = tuple(r for r in CATALOGUE if not r.after_status)
 PHASE_AFTER_STATUS: tuple[Rule, ...] = tuple(r for r in CATALOGUE if r.after_status)
+_BEFORE = tuple((r.code, r.when) for r in PHASE_BEFORE_STATUS)
+_AFTER = tuple((r.code, r.when) for r in PHASE_AFTER_STATUS)
 
 
 def evaluate(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     """Derive facts, fire every rule, compute the status; ``f.fired`` maps code -> bool(s)."""
     f = derive(raw, profile, xp)
     fired = f.fired
-    for r in PHASE_BEFORE_STATUS:
-        fired[r.code] = r.when(f, xp)
+    for code, when in _BEFORE:
+        fired[code] = when(f, xp)
     f.status = status(f)
-    for r in PHASE_AFTER_STATUS:
-        fired[r.code] = r.when(f, xp)
+    for code, when in _AFTER:
+        fired[code] = when(f, xp)
     return f
 
 

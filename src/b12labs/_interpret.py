@@ -25,6 +25,7 @@ from .models import (
     Severity,
     Status,
     parse_panel,
+    trusted_constructor,
 )
 from .profiles import DEFAULT_PROFILE, THRESHOLDS, Profile, load_profile
 from .rules import CATALOGUE, Rule
@@ -35,10 +36,24 @@ from .vocabulary import NEUROLOGICAL_SYMPTOMS
 __all__ = ["interpret", "normalize", "panel_inputs"]
 
 _SEVERITIES = {1: Severity.info, 2: Severity.warning, 3: Severity.critical}
+_STATUSES = tuple(Status(name) for name in STATUS_NAMES)  # by status code
+# outputs built from values computed here (never from user input), without re-validation
+_new_evidence = trusted_constructor(Evidence)
+_new_finding = trusted_constructor(Finding)
+_new_interpretation = trusted_constructor(Interpretation)
 _BAND_KEYS = {
     "b12": ("b12_deficient", "b12_indeterminate_upper", "b12_high"),
     "holotc": ("holotc_deficient", "holotc_indeterminate_upper"),
 }
+
+
+_NEUROLOGICAL = frozenset(NEUROLOGICAL_SYMPTOMS)
+
+
+@functools.lru_cache(maxsize=1024)
+def _bands(profile: Profile, analyte: str, unit: str | None) -> tuple[tuple[str, float], ...]:
+    """The B12 or holoTC band limits (canonical) for a result reported in ``unit``."""
+    return tuple((key, profile.band(key, unit)[0]) for key in _BAND_KEYS[analyte])
 
 
 def _canonical(analyte: str, m: Measurement) -> tuple[float, float]:
@@ -78,8 +93,8 @@ def panel_inputs(
             ref_low[key] = m.ref_low if factor == 1.0 else round_sig(m.ref_low * factor)
         if m.ref_high is not None:
             ref_high[key] = m.ref_high if factor == 1.0 else round_sig(m.ref_high * factor)
-        for tkey in _BAND_KEYS.get(key, ()):
-            band[tkey] = profile.band(tkey, m.unit)[0]
+        if key in _BAND_KEYS:
+            band.update(_bands(profile, key, m.unit))
     symptoms = context.symptoms
     raw = RawInputs(
         values=values,
@@ -102,8 +117,8 @@ def panel_inputs(
         ),
         conditions=dict.fromkeys(context.conditions, True),
         symptoms=dict.fromkeys(symptoms, True),
-        medications=dict.fromkeys(context.medication_classes, True),
-        neurological=any(s in NEUROLOGICAL_SYMPTOMS for s in symptoms),
+        medications=dict.fromkeys(context.medication_classes, True) if context.medications else {},
+        neurological=bool(symptoms) and not _NEUROLOGICAL.isdisjoint(symptoms),
         any_symptom=bool(symptoms),
     )
     return raw, used
@@ -170,14 +185,14 @@ def _profile_limit(
     spec = THRESHOLDS[key]
     if spec.band:
         _, shown, shown_unit = profile.band(key, unit)
-        return (shown, shown_unit, t.citation, key, False, note)
+        return (float(shown), shown_unit, t.citation, key, False, note)
     if spec.kind in ("years", "days"):
-        return (t.value, spec.kind, t.citation, key, False, note)
+        return (float(t.value), spec.kind, t.citation, key, False, note)
     canonical_unit = ANALYTES[spec.kind].canonical_unit
     if resolve_unit(spec.kind, t.unit).code != canonical_unit:
         published = f"published as {t.value:g} {t.unit}"
         note = f"{note}; {published}" if note else published
-    return (t.canonical, canonical_unit, t.citation, key, False, note)
+    return (float(t.canonical), canonical_unit, t.citation, key, False, note)
 
 
 _UNSET: Any = object()
@@ -204,9 +219,7 @@ class _View:
         self.context = context
         self.implausible = implausible
         self.texts: dict[str, str] = {}
-        self.limits: dict[
-            tuple[str, str | None], tuple[float, str, str | None, str, bool, str | None]
-        ] = {}
+        self.limits: dict[str, tuple[float, str, str | None, str, bool, str | None]] = {}
         self.evidence: dict[tuple[str, str | None], Evidence | None] = {}
 
     # ---- limits: which profile key applies, and whether a lab interval replaced it
@@ -220,18 +233,18 @@ class _View:
             return f"{name}_pregnant"
         return name
 
-    def limit(
-        self, name: str, analyte: str | None
-    ) -> tuple[float, str, str | None, str, bool, str | None]:
-        """(value, unit, source, threshold key, from lab, note) of a limit as compared."""
-        found = self.limits.get((name, analyte))
+    def limit(self, name: str) -> tuple[float, str, str | None, str, bool, str | None]:
+        """(value, unit, source, threshold key, from lab, note) of a limit as compared.
+
+        A band limit is shown in the unit its analyte was reported in; every evidence pair
+        names the analyte of its limit (a test checks), so the limit's name is the key.
+        """
+        found = self.limits.get(name)
         if found is None:
-            found = self.limits[(name, analyte)] = self._limit(name, analyte)
+            found = self.limits[name] = self._limit(name)
         return found
 
-    def _limit(
-        self, name: str, analyte: str | None
-    ) -> tuple[float, str, str | None, str, bool, str | None]:
+    def _limit(self, name: str) -> tuple[float, str, str | None, str, bool, str | None]:
         f = self.facts
         key = self.limit_key(name)
         if f.limit_from_lab.get(name, False):
@@ -249,7 +262,7 @@ class _View:
         spec = THRESHOLDS[key]
         unit = None
         if spec.band:
-            m = self.m.get(analyte or spec.kind)
+            m = self.m.get(spec.kind)
             unit = m.unit if m else None
         return _profile_limit(f.profile, key, unit, note)
 
@@ -269,7 +282,7 @@ class _View:
                 return "not measured"
             return m.text()
         if key in THRESHOLDS or key in self.facts.limit or key == "hb_anaemia":
-            value, unit, _, _, lab, _ = self.limit(key, None)
+            value, unit, _, _, lab, _ = self.limit(key)
             text = f"{value:g} {unit}"
             return f"{text} (lab reference interval)" if lab else text
         if key == "symptoms":
@@ -336,9 +349,9 @@ def _pair_evidence(
     t_unit = t_source = t_key = None
     lab = False
     if limit is not None:
-        threshold, t_unit, t_source, t_key, lab, note = view.limit(limit, analyte)
+        threshold, t_unit, t_source, t_key, lab, note = view.limit(limit)
     if derived_tsat:
-        return Evidence(
+        return _new_evidence(
             analyte="tsat",
             value=f.tsat.value,
             unit="%",
@@ -352,9 +365,9 @@ def _pair_evidence(
     assert m is not None
     spec = ANALYTES[analyte]
     if spec.qualitative:
-        return Evidence(
+        return _new_evidence(
             analyte=analyte,
-            reported=m.text(),
+            reported=view[analyte],
             note=note,
             threshold=threshold,
             threshold_unit=t_unit,
@@ -379,9 +392,9 @@ def _pair_evidence(
         value = convert(m.value, analyte, m.unit, unit)
     if censored:
         note = _censored_decided(f, analyte)
-    return Evidence(
+    return _new_evidence(
         analyte=analyte,
-        reported=m.text(),
+        reported=view[analyte],
         value=value,
         unit=unit,
         comparator=m.comparator,
@@ -440,8 +453,9 @@ def interpret(
     view = _View(f, measurements, ctx, raw.implausible)
     fired = f.fired
     ranked: list[tuple[int, int, _Plan]] = []
-    for p in _PLANS:
-        if fired[p.code]:
+    for code, on in fired.items():
+        if on:
+            p = _PLAN_BY_CODE[code]
             rank = p.rank if p.rank is not None else p.rule.escalate(f, SCALAR)  # type: ignore[misc]
             ranked.append((-rank, p.order, p))
     ranked.sort()  # severity (critical first), then catalogue order; never compares plans
@@ -458,7 +472,7 @@ def interpret(
         if severity is Severity.critical:
             urgent.append(p.rule.title)
         findings.append(
-            Finding(
+            _new_finding(
                 code=p.code,
                 severity=severity,
                 title=p.rule.title,
@@ -469,15 +483,15 @@ def interpret(
             )
         )
     status = STATUS_NAMES[f.status]
-    return Interpretation(
-        status=Status(status),
+    return _new_interpretation(
+        status=_STATUSES[f.status],
         findings=tuple(findings),
         values=used,
         comment=build_comment(status, tuple(urgent), tuple(phrases)),
         profile_id=prof.id,
         profile_version=prof.version,
         library_version=__version__,
-        unrecognised_medications=ctx.unrecognised_medications,
+        unrecognised_medications=ctx.unrecognised_medications if ctx.medications else (),
     )
 
 
@@ -505,3 +519,4 @@ def normalize(panel: Mapping[str, Any] | LabPanel, *, decimal: str = ".") -> dic
 
 
 _PLANS: tuple[_Plan, ...] = tuple(_plan(i, r) for i, r in enumerate(CATALOGUE))
+_PLAN_BY_CODE: dict[str, _Plan] = {p.code: p for p in _PLANS}

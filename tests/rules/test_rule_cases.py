@@ -43,3 +43,38 @@ def test_catalogue_is_exactly_the_codes_of_rules_md_in_its_order() -> None:
     spec_codes = list(dict.fromkeys(a or b for a, b in found))
     assert len(spec_codes) == len(set(spec_codes)) == 41
     assert [r.code for r in CATALOGUE] == spec_codes
+
+
+def test_every_evidence_pair_names_the_analyte_of_its_limit() -> None:
+    # interpret() keys a panel's limits by name: a band limit is shown in the unit of the
+    # analyte it belongs to, so a pair citing another analyte's limit would show a wrong unit
+    from b12labs.profiles import THRESHOLDS
+
+    for r in CATALOGUE:
+        for analyte, limit in r.evidence:
+            if limit is None:
+                continue
+            kind = "hb" if limit == "hb_anaemia" else THRESHOLDS[limit].kind
+            assert analyte == kind, f"{r.code}: evidence ({analyte}, {limit}) cites a {kind} limit"
+
+
+def test_outputs_are_exactly_what_validation_would_build() -> None:
+    # interpret() builds its outputs without re-validating them (models.trusted_constructor):
+    # every output of every case must survive validation unchanged, types included (a 133
+    # where 133.0 belongs would serialise differently), with the same fields set
+    from b12labs.models import Interpretation
+
+    for case in CASES:
+        kwargs = {"profile": case.profile} if case.profile else {}
+        result = interpret(case.panel, case.context or None, **kwargs)
+        again = Interpretation.model_validate(result.model_dump(exclude={"codes"}))
+        assert again.model_dump_json() == result.model_dump_json(), case.id
+        assert again == result, case.id
+        for finding in result.findings:
+            assert type(finding.severity).__name__ == "Severity"
+            for ev in finding.evidence:
+                for name in ("value", "threshold"):
+                    x = getattr(ev, name)
+                    assert x is None or type(x) is float, f"{case.id}: {name} {x!r}"
+        assert all(type(v) is float for v in result.values.values()), case.id
+        assert result.model_fields_set >= {"status", "findings", "values", "comment"}

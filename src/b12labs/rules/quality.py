@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._engine import NUMERIC_ANALYTES
 from ..models import Severity
 from ._registry import rule
 
@@ -41,10 +40,7 @@ def age_out_of_scope(f: Any, xp: Any) -> X:
     example={"panel": {"b12": "<200 pg/mL"}},
 )
 def value_censored(f: Any, xp: Any) -> X:
-    out: X = False
-    for key in NUMERIC_ANALYTES:
-        out = out | getattr(f, key).censored
-    return out
+    return f.any_censored  # any numeric result censored
 
 
 @rule(
