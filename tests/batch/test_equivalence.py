@@ -143,3 +143,27 @@ def test_score_frame_never_calls_interpret_per_row(monkeypatch: pytest.MonkeyPat
     items = [({"b12": "150 pg/mL", "mcv": "104 fL"}, {"age": 70}), ({"b12": "400 pmol/L"}, None)]
     scored = score_frame(to_frame(items))
     assert list(scored["b12labs_status"]) == ["deficient", "unlikely"]
+
+
+@pytest.mark.parametrize("missing", ["str dtype NaN", "object None", "pyarrow string NA"])
+def test_missing_cells_score_like_blank_cells(missing: str) -> None:
+    # read_csv(dtype=str) gives NaN for empty cells; other sources give None or pd.NA: a
+    # missing cell is never a bad cell, and the result is that of a blank cell
+    import numpy as np
+
+    rng = random.Random(7)
+    blank = to_frame([_random_panel(rng) for _ in range(2_000)])
+    as_object = blank.astype(object).mask(blank.eq(""), None)
+    frames = {
+        "str dtype NaN": as_object.astype("str"),
+        "object None": as_object,
+        "pyarrow string NA": as_object.astype("string[pyarrow]"),
+    }
+    na = frames[missing]
+    assert na.isna().to_numpy().any()
+    a, b = score_frame(blank), score_frame(na)
+    for col in a.columns:
+        if col.startswith("b12labs_"):
+            assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), col
+        elif col not in blank.columns:
+            np.testing.assert_array_equal(a[col].to_numpy(), b[col].to_numpy(), err_msg=col)

@@ -36,7 +36,13 @@ def _dask() -> Any:
 def _score_partition(
     part: pd.DataFrame, cmap: ColumnMap, profile: Profile, decimal: str
 ) -> pd.DataFrame:
-    return score_frame(part, profile=profile, decimal=decimal, column_map=cmap)
+    scored = score_frame(part, profile=profile, decimal=decimal, column_map=cmap)
+    # plain strings across partitions: categories differ from one partition to the next,
+    # and a Dask frame's metadata cannot know them in advance
+    for name in scored.columns:
+        if isinstance(scored[name].dtype, pd.CategoricalDtype):
+            scored[name] = scored[name].astype("string")
+    return scored
 
 
 def score_dask(

@@ -180,7 +180,7 @@ def _parse_numbers(
         cells = pd.Series(cells, dtype="string")
     elif not isinstance(cells.dtype, pd.StringDtype):
         cells = cells.astype("string")
-    cells = cells.fillna("")
+    # missing cells stay NA (no fillna copy): they read as NaN and count as not present
     n = len(cells)
     candidate = cells.str.replace(",", ".", regex=False) if decimal == "," else cells
     number = _to_float(candidate) if n else np.zeros(0)
@@ -188,7 +188,10 @@ def _parse_numbers(
     unit = np.full(n, "", dtype=object)
     ok = ~np.isnan(number)
     present = ok.copy()
-    rest = ~ok & cells.ne("").to_numpy(dtype=bool, na_value=False)
+    # (a pandas "str" column compares NaN as unequal to "": test for missing explicitly)
+    # (a pandas "str" column compares NaN as unequal to "": test for missing explicitly)
+    filled = cells.notna().to_numpy(dtype=bool) & cells.ne("").to_numpy(dtype=bool, na_value=False)
+    rest = ~ok & filled
     if rest.any():
         idx = np.flatnonzero(rest)
         sub = cells.iloc[idx].str.strip()
@@ -316,13 +319,13 @@ def _parse_analyte(
     factor_by_name = np.full(len(names), np.nan)
     if not spec.qualitative:
         usable = ok & present
-        missing_unit = usable & np.isin(unit_idx, [i for i, u in enumerate(names) if not u])
+        missing_unit = usable & np.array([not u for u in names], dtype=bool)[unit_idx]
         if missing_unit.any():
             errors.cell(
                 missing_unit, a.value, cells, f"no unit (never guessed; pass --unit {key}=UNIT)"
             )
             ok &= ~missing_unit
-        for k in np.unique(unit_idx[ok & present]):
+        for k in _used_codes(unit_idx[ok & present], len(names)):
             u = names[k]
             try:
                 factor_by_name[k] = resolve_unit(key, u).factor
@@ -350,7 +353,7 @@ def _parse_analyte(
         value = np.where(implausible, np.nan, value)
 
     band: dict[str, np.ndarray] = {}
-    used: list[int] = np.unique(unit_idx[~np.isnan(value)]).tolist() if n else []
+    used = _used_codes(unit_idx[~np.isnan(value)], len(names))
     for tkey in _BAND_KEYS.get(key, ()):
         by_name = np.full(len(names), profile[tkey])
         for k in used:
@@ -359,6 +362,11 @@ def _parse_analyte(
     return _Parsed(
         value=value, cmp=cmp, ref_low=ref_low, ref_high=ref_high, implausible=implausible, band=band
     )
+
+
+def _used_codes(codes: np.ndarray, size: int) -> list[int]:
+    """The distinct values of ``codes`` (small integers below ``size``), in O(n)."""
+    return np.flatnonzero(np.bincount(codes, minlength=size)).tolist()
 
 
 def _same_code(key: str, unit: str, code: str) -> bool:
@@ -638,12 +646,20 @@ def prepare(df: pd.DataFrame, cmap: ColumnMap, profile: Profile, decimal: str = 
 
 
 def _string_column(uniques: Sequence[str], codes: np.ndarray) -> Any:
-    """A text column from its distinct values and per-row codes (Arrow-backed when possible)."""
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:  # pragma: no cover - pyarrow is optional
-        return np.array(list(uniques), dtype=object)[codes]
-    return pd.array(list(uniques), dtype="string[pyarrow]").take(codes)
+    """A text column from its distinct values and per-row codes: a pandas Categorical.
+
+    The output columns repeat a few thousand distinct texts over millions of rows (a
+    comment is ~150 characters): as categories they cost one small integer per row instead
+    of one string each, and building them does not copy any text (materialising the
+    strings was a fifth of ``score_frame``'s time). Writers pass them to Arrow as
+    dictionary arrays; ``astype(str)`` gives plain strings.
+    """
+    texts = list(uniques)
+    position: dict[str, int] = {}
+    remap = [position.setdefault(t, len(position)) for t in texts]
+    if len(position) != len(texts):  # two codes with the same text: one category
+        codes = np.asarray(remap, dtype=np.int64)[codes]
+    return pd.Categorical.from_codes(codes, categories=pd.Index(list(position), dtype=object))
 
 
 def _codes_of(values: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -651,10 +667,20 @@ def _codes_of(values: np.ndarray) -> tuple[list[str], np.ndarray]:
     return [str(u) for u in uniques], codes
 
 
+def _bits(mask: int) -> list[int]:
+    """The positions of the set bits of ``mask``, lowest first."""
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
+
+
 def _mask_strings(masks: np.ndarray, labels: list[str], sep: str = ";") -> Any:
     """Join the labels whose bits are set, once per distinct mask (hash-based, no sort)."""
     codes, uniques = pd.factorize(masks, sort=False)
-    strings = [sep.join(lbl for i, lbl in enumerate(labels) if (int(m) >> i) & 1) for m in uniques]
+    strings = [sep.join([labels[i] for i in _bits(int(m))]) for m in uniques]
     return _string_column(strings, codes)
 
 
@@ -706,7 +732,10 @@ def score_prepared(prep: Prepared, profile: Profile) -> dict[str, np.ndarray]:
     actions = _mask_strings(action_mask, _ACTION_LABELS)
     # comment: once per distinct (status, critical findings, actions, codes) combination
     if n:
-        parts = [pd.factorize(x, sort=False) for x in (code_mask, action_mask, crit_mask)]
+        # the comment reads the fired codes only for the order of actions: rules without
+        # actions do not split the combinations
+        ordering = code_mask & np.uint64(_WITH_ACTIONS)
+        parts = [pd.factorize(x, sort=False) for x in (ordering, action_mask, crit_mask)]
         key = status.astype(np.int64)
         for codes_, uniques_ in parts:
             key = key * (len(uniques_) + 1) + codes_
@@ -741,21 +770,26 @@ def score_prepared(prep: Prepared, profile: Profile) -> dict[str, np.ndarray]:
     return out
 
 
+# per rule: (action index, phrase) of each of its actions
+_RULE_ACTIONS = [
+    [(_ACTION_INDEX[a.label()], _ACTION_PHRASES[_ACTION_INDEX[a.label()]]) for a in r.actions]
+    for r in CATALOGUE
+]
+_WITH_ACTIONS = sum(1 << i for i, r in enumerate(CATALOGUE) if r.actions)
+
+
 def _ordered_parts(
     status: int, crit: int, act: int, codes: int
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Critical titles and action phrases in interpret()'s finding order (severity, catalogue)."""
-    urgent = tuple(r.title for i, r in enumerate(CATALOGUE) if (crit >> i) & 1)
+    critical = _bits(crit)
+    urgent = tuple(CATALOGUE[i].title for i in critical)
     # actions follow finding order: critical findings first, then the rest, catalogue order
-    order = [i for i in range(len(CATALOGUE)) if (crit >> i) & 1] + [
-        i for i in range(len(CATALOGUE)) if (codes >> i) & 1 and not (crit >> i) & 1
-    ]
     seen: dict[str, None] = {}
-    for i in order:
-        for a in CATALOGUE[i].actions:
-            j = _ACTION_INDEX[a.label()]
+    for i in critical + _bits(codes & ~crit & _WITH_ACTIONS):
+        for j, phrase in _RULE_ACTIONS[i]:
             if (act >> j) & 1:
-                seen.setdefault(_ACTION_PHRASES[j], None)
+                seen.setdefault(phrase, None)
     return urgent, tuple(seen)
 
 
@@ -773,9 +807,10 @@ def score_frame(
     Analyte columns are found by name (RULES.md keys, common names, LOINC codes as headers);
     ``columns`` maps others (``{"B12 result": "b12"}``); ``units`` gives the unit of an analyte
     whose cells, unit column and header carry none. Returns the input columns untouched, then
-    the ``b12labs_*`` columns and the canonical value columns (``b12_pmol_l`` …): exactly one
-    output row per input row, in order. A bad cell does not stop the row: it is scored on its
-    valid values and ``b12labs_error`` says which column, value and why.
+    the ``b12labs_*`` columns (text as pandas categoricals) and the canonical value columns
+    (``b12_pmol_l`` …): exactly one output row per input row, in order. A bad cell does not
+    stop the row: it is scored on its valid values and ``b12labs_error`` says which column,
+    value and why.
 
     Raises :class:`~b12labs.errors.InputFormatError` before scoring when the frame cannot be
     scored as given (duplicated columns, no analyte column, an analyte with no unit anywhere).

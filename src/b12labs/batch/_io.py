@@ -176,7 +176,7 @@ def _arrow_table(df: pd.DataFrame) -> Any:
     import pyarrow as pa
 
     try:
-        return pa.Table.from_pandas(df, preserve_index=False)
+        table = pa.Table.from_pandas(df, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         # columns of mixed Python objects: write every non-numeric column as text
         arrays = []
@@ -190,6 +190,13 @@ def _arrow_table(df: pd.DataFrame) -> Any:
                     pa.array(strings.where(strings.notna(), None).tolist(), type=pa.string())
                 )
         return pa.Table.from_arrays(arrays, names=[str(c) for c in df.columns])
+    # categorical columns (the scorer's text outputs) arrive as dictionary arrays whose index
+    # width depends on the chunk: one dictionary type keeps every chunk's schema the same
+    text = pa.dictionary(pa.int32(), pa.string())
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type) and field.type != text:
+            table = table.set_column(i, pa.field(field.name, text), table.column(i).cast(text))
+    return table
 
 
 class AtomicWriter:
