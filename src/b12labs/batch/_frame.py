@@ -137,23 +137,28 @@ def _take(cells: pd.Series | np.ndarray, idx: np.ndarray) -> list[Any]:
     return [cells[i] for i in idx]
 
 
-_NUMBER_RE = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
+def _to_float(cells: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(clean numbers as floats with NaN elsewhere, cells with any text) (pyarrow compute).
 
-
-def _to_float(cells: pd.Series) -> np.ndarray:
-    """Clean numbers as floats, NaN elsewhere (pyarrow compute when available)."""
+    A clean number is ASCII digits with at most one decimal point (``250``, ``0.34``,
+    ``.5``): one vectorised cast. Anything else (signs, exponents, units, comparators,
+    padding) is left NaN for the regular expression of :func:`_parse_numbers`.
+    """
     try:
         import pyarrow as pa
         import pyarrow.compute as pc
-
-        arr = pa.array(cells, type=pa.string(), from_pandas=True)
-        clean = pc.match_substring_regex(arr, _NUMBER_RE)
-        values = pc.cast(pc.if_else(clean, arr, pa.scalar(None, pa.string())), pa.float64())
-        out = values.to_numpy(zero_copy_only=False)
-        return np.asarray(out, dtype=float)
     except ImportError:  # pragma: no cover - pyarrow is optional
         number = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        return np.where(np.isfinite(number), number, np.nan)
+        filled = cells.notna().to_numpy(dtype=bool) & cells.ne("").to_numpy(
+            dtype=bool, na_value=False
+        )
+        return np.where(np.isfinite(number), number, np.nan), filled
+    arr = pa.array(cells, type=pa.string(), from_pandas=True)
+    clean = pc.ascii_is_decimal(pc.replace_substring(arr, ".", "", max_replacements=1))
+    values = pc.cast(pc.if_else(clean, arr, pa.scalar(None, pa.string())), pa.float64())
+    number = np.asarray(values.to_numpy(zero_copy_only=False), dtype=float)
+    filled = pc.fill_null(pc.greater(pc.binary_length(arr), 0), False)
+    return number, np.asarray(filled.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 @dataclass
@@ -166,15 +171,32 @@ class _Parsed:
     band: dict[str, np.ndarray]
 
 
+@dataclass(frozen=True)
+class _CellUnits:
+    """Units written in the cells themselves (``250 pg/mL``): the rows that have one, in
+    order, and the unit as written. Most cells carry none, so no per-row array is built."""
+
+    rows: np.ndarray  # int64 row indices, ascending
+    text: np.ndarray  # object array: the unit text of each of those rows
+
+    def mask(self, n: int) -> np.ndarray:
+        out = np.zeros(n, dtype=bool)
+        out[self.rows] = True
+        return out
+
+    def by_row(self) -> dict[int, str]:
+        return dict(zip(self.rows.tolist(), self.text.tolist(), strict=True))
+
+
 def _parse_numbers(
     cells: pd.Series | np.ndarray, decimal: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(number, comparator code, unit text, ok, present) for every cell; vectorised.
+) -> tuple[np.ndarray, np.ndarray, _CellUnits, np.ndarray, np.ndarray]:
+    """(number, comparator code, units in cells, ok, present) for every cell; vectorised.
 
     Clean numbers go through one vectorised cast; only the rest (censored values, values with
     units, padded or bad cells, 'NA' markers) are stripped and read with the regular
     expression. A comma is a decimal point only with ``decimal=","``. ``present`` is false for
-    blank cells and cells that only say 'missing'.
+    blank and missing cells and cells that only say 'missing'.
     """
     if not isinstance(cells, pd.Series):
         cells = pd.Series(cells, dtype="string")
@@ -183,14 +205,14 @@ def _parse_numbers(
     # missing cells stay NA (no fillna copy): they read as NaN and count as not present
     n = len(cells)
     candidate = cells.str.replace(",", ".", regex=False) if decimal == "," else cells
-    number = _to_float(candidate) if n else np.zeros(0)
+    if n:
+        number, filled = _to_float(candidate)
+    else:
+        number, filled = np.zeros(0), np.zeros(0, dtype=bool)
     cmp = np.zeros(n, dtype=np.int64)
-    unit = np.full(n, "", dtype=object)
+    units = _CellUnits(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object))
     ok = ~np.isnan(number)
     present = ok.copy()
-    # (a pandas "str" column compares NaN as unequal to "": test for missing explicitly)
-    # (a pandas "str" column compares NaN as unequal to "": test for missing explicitly)
-    filled = cells.notna().to_numpy(dtype=bool) & cells.ne("").to_numpy(dtype=bool, na_value=False)
     rest = ~ok & filled
     if rest.any():
         idx = np.flatnonzero(rest)
@@ -211,9 +233,11 @@ def _parse_numbers(
         good = ~np.isnan(nums) & (cmp_codes >= 0)
         number[idx[good]] = nums[good]
         cmp[idx] = np.where(cmp_codes >= 0, cmp_codes, -1)
-        unit[idx] = parts["unit"].fillna("").to_numpy(dtype=object)
+        unit_text = parts["unit"].fillna("").to_numpy(dtype=object)
+        has_unit = unit_text != ""
+        units = _CellUnits(idx[has_unit], unit_text[has_unit])
         ok[idx[good]] = True
-    return number, cmp, unit, ok, present
+    return number, cmp, units, ok, present
 
 
 def _canonical(number: np.ndarray, factor: np.ndarray) -> np.ndarray:
@@ -287,14 +311,12 @@ def _parse_analyte(
                     f"{a.unit_column} contradicts the header unit {a.header_unit}",
                 )
                 ok &= ~clash
-    with_cell_unit = np.flatnonzero(cell_unit != "") if n else np.zeros(0, dtype=np.int64)
-    if len(with_cell_unit):
+    if len(cell_unit.rows):
         header_code = resolve_unit(key, a.header_unit).code if a.header_unit else None
         clash = np.zeros(n, dtype=bool)
         clash_reason = np.full(n, "", dtype=object)
         position = {u: i for i, u in enumerate(names)}
-        for i in with_cell_unit:
-            u = str(cell_unit[i])
+        for i, u in zip(cell_unit.rows.tolist(), cell_unit.text.tolist(), strict=True):
             if col_cells is not None and unit_idx[i] != 0 and ok[i]:
                 other = names[unit_idx[i]]
                 if other and not _same_unit(key, u, other):
@@ -414,8 +436,8 @@ def _qualitative(
 
 def _plain_numbers(series: pd.Series, upper: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
     """A plain, non-negative number per cell (no comparator, no unit): (values, bad cells)."""
-    number, cmp, unit, ok, present = _parse_numbers(series, ".")
-    good = ok & (cmp == 0) & (unit == "") & (number >= 0) & (number <= upper)
+    number, cmp, units, ok, present = _parse_numbers(series, ".")
+    good = ok & (cmp == 0) & ~units.mask(len(number)) & (number >= 0) & (number <= upper)
     bad = present & ~good
     return np.where(good, number, np.nan), bad
 
@@ -848,7 +870,7 @@ def check_units(df: pd.DataFrame, cmap: ColumnMap) -> None:
         if not filled:
             continue
         _, _, cell_units, _ok, _present = _parse_numbers(np.array(filled, dtype=object), ".")
-        if not any(u for u in cell_units):
+        if not len(cell_units.rows):
             raise InputFormatError(
                 f"column {a.value!r} ({spec.short}) has no unit: not in its cells, header, a unit "
                 f"column or the units given. Units are never guessed for {spec.short} "

@@ -266,7 +266,8 @@ def _score_long_block(
                         f"{key}: {values[i]!r}: not a qualitative result (accepted: positive, negative)"
                     )
             continue
-        number, cmp, cell_unit, parsed, _present = _parse_numbers(values[idx], decimal)
+        number, cmp, cell_units, parsed, _present = _parse_numbers(values[idx], decimal)
+        cell_unit = cell_units.by_row()
         for j, i in enumerate(idx):
             if not parsed[j] or cmp[j] < 0:
                 reasons[i] = (
@@ -278,7 +279,11 @@ def _score_long_block(
             if number[j] < 0:
                 reasons[i] = f"{key}: {values[i]!r}: negative value"
                 continue
-            unit = cell_unit[j] or units[i] or (spec.default_unit if not spec.unit_required else "")
+            unit = (
+                cell_unit.get(j, "")
+                or units[i]
+                or (spec.default_unit if not spec.unit_required else "")
+            )
             if not unit:
                 reasons[i] = f"{key}: {values[i]!r}: no unit (never guessed)"
                 continue
