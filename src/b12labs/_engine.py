@@ -182,6 +182,30 @@ class Measure:
         return self.hi <= t
 
 
+class _Exact(Measure):
+    """An uncensored, present result in the scalar shape: comparisons are plain comparisons
+    (the general forms reduce to these when ``lo == hi == value`` and nothing is open)."""
+
+    __slots__ = ()
+
+    def __init__(self, value: float) -> None:
+        self.value = self.lo = self.hi = value
+        self.present = True
+        self.lo_open = self.hi_open = self.censored = False
+
+    def gt(self, t: X) -> X:
+        return self.value > t
+
+    def ge(self, t: X) -> X:
+        return self.value >= t
+
+    def lt(self, t: X) -> X:
+        return self.value < t
+
+    def le(self, t: X) -> X:
+        return self.value <= t
+
+
 class _Absent(Measure):
     """A missing result in the scalar shape: every comparison is false, as for NaN."""
 
@@ -399,7 +423,11 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     else:
         keys = NUMERIC_ANALYTES
     for key in keys:
-        m = Measure(values.get(key, _NAN), cmp.get(key, 0), xp)
+        code = cmp.get(key, 0)
+        if xp is SCALAR and code == 0:
+            m: Measure = _Exact(values[key])
+        else:
+            m = Measure(values.get(key, _NAN), code, xp)
         setattr(f, key, m)
         any_censored = any_censored | m.censored
     f.any_censored = any_censored
