@@ -91,6 +91,7 @@ _FALLBACK_TOKEN = re.compile(
 )
 
 _registry_lock = threading.Lock()
+_pint_lock = threading.RLock()
 _registry: pint.UnitRegistry[Any] | None = None
 
 
@@ -210,7 +211,8 @@ def resolve_unit(analyte: str, unit: str) -> ResolvedUnit:
             )
         expr = code = text
     try:
-        factor = _factor(spec, expr, _pint_expr(spec.canonical_unit))
+        with _pint_lock:  # a new unit (cache miss): pint's registry is not thread-safe
+            factor = _factor(spec, expr, _pint_expr(spec.canonical_unit))
     except _WrongDimension:
         raise UnitError(
             f"unit has the wrong dimension for {spec.short}",

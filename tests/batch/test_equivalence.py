@@ -167,3 +167,20 @@ def test_missing_cells_score_like_blank_cells(missing: str) -> None:
             assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), col
         elif col not in blank.columns:
             np.testing.assert_array_equal(a[col].to_numpy(), b[col].to_numpy(), err_msg=col)
+
+
+def test_output_does_not_depend_on_the_number_of_threads() -> None:
+    # analyte columns are parsed in parallel threads; errors are merged in column order
+    rng = random.Random(11)
+    items = [_random_panel(rng) for _ in range(25_000)]  # above the threading threshold
+    frame = to_frame(items)
+    bad = frame.index[::97]
+    frame.loc[bad, "b12"] = "hemolysed"
+    frame.loc[bad[::2], "mcv"] = "-4 fL"
+    one = score_frame(frame, threads=1)
+    many = score_frame(frame, threads=4)
+    assert (one["b12labs_error"].astype(str) != "").sum() >= len(bad)
+    for col in one.columns:
+        assert one[col].astype(str).tolist() == many[col].astype(str).tolist(), col
+    with pytest.raises(ValueError, match="threads"):
+        score_frame(frame.head(3), threads=0)

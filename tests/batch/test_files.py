@@ -76,6 +76,8 @@ def test_streaming_chunks_give_the_same_output(tmp_path: Path) -> None:
     assert score(str(src), "-o", str(tmp_path / "a.csv")).returncode == 0
     assert score(str(src), "-o", str(tmp_path / "b.csv"), "--chunksize", "2").returncode == 0
     assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    assert score(str(src), "-o", str(tmp_path / "c.csv"), "--threads", "1").returncode == 0
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "c.csv").read_text()
 
 
 def test_gzip_bom_latin1_and_decimal_comma(tmp_path: Path) -> None:
@@ -185,6 +187,7 @@ def test_dry_run_prints_the_mapping_and_scores_nothing(tmp_path: Path) -> None:
         ([["id", "name"], ["1", "x"]], [], "no analyte column"),
         ([["id", "b12"], ["1", "150 pg/mL"]], ["--map", "nosuch=b12"], "not in the input"),
         ([["id", "b12"], ["1", "150 pg/mL"]], ["--unit", "b12=fL"], "wrong dimension"),
+        ([["id", "b12"], ["1", "150 pg/mL"]], ["--threads", "0"], "--threads must be at least 1"),
     ],
 )
 def test_input_that_cannot_be_scored_is_refused_before_scoring(

@@ -36,7 +36,8 @@ def _dask() -> Any:
 def _score_partition(
     part: pd.DataFrame, cmap: ColumnMap, profile: Profile, decimal: str
 ) -> pd.DataFrame:
-    scored = score_frame(part, profile=profile, decimal=decimal, column_map=cmap)
+    # one thread per partition: Dask already runs partitions in parallel
+    scored = score_frame(part, profile=profile, decimal=decimal, column_map=cmap, threads=1)
     # plain strings across partitions: categories differ from one partition to the next,
     # and a Dask frame's metadata cannot know them in advance
     for name in scored.columns:

@@ -70,6 +70,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--chunksize", type=int, default=DEFAULT_CHUNKSIZE, help="rows per chunk when streaming"
     )
     p.add_argument("--engine", choices=["pandas", "dask"], default="pandas")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="pandas engine: threads that parse a chunk's analyte columns "
+        "(default: one per core, at most 8; 1 for none)",
+    )
     p.add_argument("--scheduler", help="dask: address of an existing distributed scheduler")
     p.add_argument("--workers", type=int, default=2, help="dask: workers of the local cluster")
     p.add_argument("--report", type=Path, help="write a self-contained HTML cohort report")
@@ -137,6 +143,8 @@ def score_file(args: argparse.Namespace) -> dict[str, Any]:
         raise InputFormatError(f"input file not found: {path}")
     if args.chunksize < 1:
         raise InputFormatError("--chunksize must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise InputFormatError("--threads must be at least 1")
     mapping = _pairs(args.map, "--map")
     units = _pairs(args.unit, "--unit")
     profile = load_profile(args.profile)
@@ -182,7 +190,13 @@ def score_file(args: argparse.Namespace) -> dict[str, Any]:
                 if first:
                     check_units(chunk, cmap)
                     first = False
-                scored = score_frame(chunk, profile=profile, decimal=args.decimal, column_map=cmap)
+                scored = score_frame(
+                    chunk,
+                    profile=profile,
+                    decimal=args.decimal,
+                    column_map=cmap,
+                    threads=args.threads,
+                )
                 writer.write(scored)
                 if summarise:
                     summary.update(scored)
