@@ -23,6 +23,7 @@ from .profiles import Profile
 from .units import ANALYTES
 
 __all__ = [
+    "BAND_KEYS",
     "CMP_CODES",
     "NUMERIC_ANALYTES",
     "SCALAR",
@@ -41,6 +42,12 @@ NUMERIC_ANALYTES: tuple[str, ...] = tuple(k for k, spec in ANALYTES.items() if n
 
 # comparator codes used by both shapes
 CMP_CODES = {None: 0, "<": 1, "<=": 2, ">": 3, ">=": 4}
+
+#: The band limits of RULES.md §4 compared in the unit a result was reported in, by analyte.
+BAND_KEYS: dict[str, tuple[str, ...]] = {
+    "b12": ("b12_deficient", "b12_indeterminate_upper", "b12_high"),
+    "holotc": ("holotc_deficient", "holotc_indeterminate_upper"),
+}
 
 # context codes shared by both front-ends (0: unknown/other or none)
 SEX_CODES = {"female": 1, "male": 2}

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from ._comment import comment as build_comment
-from ._engine import CMP_CODES, SCALAR, SEX_CODES, STATUS_NAMES, TREATMENT_CODES, Facts, RawInputs
+from ._engine import (
+    BAND_KEYS,
+    CMP_CODES,
+    SCALAR,
+    SEX_CODES,
+    STATUS_NAMES,
+    TREATMENT_CODES,
+    Facts,
+    RawInputs,
+)
 from ._evaluate import evaluate
 from ._version import __version__
 from .models import (
@@ -41,10 +50,6 @@ _STATUSES = tuple(Status(name) for name in STATUS_NAMES)  # by status code
 _new_evidence = trusted_constructor(Evidence)
 _new_finding = trusted_constructor(Finding)
 _new_interpretation = trusted_constructor(Interpretation)
-_BAND_KEYS = {
-    "b12": ("b12_deficient", "b12_indeterminate_upper", "b12_high"),
-    "holotc": ("holotc_deficient", "holotc_indeterminate_upper"),
-}
 
 
 _NEUROLOGICAL = frozenset(NEUROLOGICAL_SYMPTOMS)
@@ -53,7 +58,7 @@ _NEUROLOGICAL = frozenset(NEUROLOGICAL_SYMPTOMS)
 @functools.lru_cache(maxsize=1024)
 def _bands(profile: Profile, analyte: str, unit: str | None) -> tuple[tuple[str, float], ...]:
     """The B12 or holoTC band limits (canonical) for a result reported in ``unit``."""
-    return tuple((key, profile.band(key, unit)[0]) for key in _BAND_KEYS[analyte])
+    return tuple((key, profile.band(key, unit)[0]) for key in BAND_KEYS[analyte])
 
 
 def _canonical(analyte: str, m: Measurement) -> tuple[float, float]:
@@ -93,7 +98,7 @@ def panel_inputs(
             ref_low[key] = m.ref_low if factor == 1.0 else round_sig(m.ref_low * factor)
         if m.ref_high is not None:
             ref_high[key] = m.ref_high if factor == 1.0 else round_sig(m.ref_high * factor)
-        if key in _BAND_KEYS:
+        if key in BAND_KEYS:
             band.update(_bands(profile, key, m.unit))
     symptoms = context.symptoms
     raw = RawInputs(
@@ -345,36 +350,31 @@ def _pair_evidence(
     if limit == "rdw_high" and not f.rdw_high:
         return None  # a high RDW is cited as supporting evidence; a normal one is not
     note: str | None = None
-    threshold: float | None = None
-    t_unit = t_source = t_key = None
+    limit_fields: dict[str, Any] = {}  # left out (defaults) when no limit was compared
+    t_unit = t_key = None
     lab = False
     if limit is not None:
         threshold, t_unit, t_source, t_key, lab, note = view.limit(limit)
+        limit_fields = {
+            "threshold": threshold,
+            "threshold_unit": t_unit,
+            "threshold_source": t_source,
+            "threshold_name": t_key,
+            "lab_interval": lab,
+        }
     if derived_tsat:
         return _new_evidence(
             analyte="tsat",
+            reported=None,
             value=f.tsat.value,
             unit="%",
             note="derived from iron and TIBC (iron / TIBC x 100)",
-            threshold=threshold,
-            threshold_unit=t_unit,
-            threshold_source=t_source,
-            threshold_name=t_key,
-            lab_interval=lab,
+            **limit_fields,
         )
     assert m is not None
     spec = ANALYTES[analyte]
     if spec.qualitative:
-        return _new_evidence(
-            analyte=analyte,
-            reported=view[analyte],
-            note=note,
-            threshold=threshold,
-            threshold_unit=t_unit,
-            threshold_source=t_source,
-            threshold_name=t_key,
-            lab_interval=lab,
-        )
+        return _new_evidence(analyte=analyte, reported=view[analyte], note=note, **limit_fields)
     value: float | None = used.get(analyte)
     unit = spec.canonical_unit
     if analyte in view.implausible:
@@ -399,11 +399,7 @@ def _pair_evidence(
         unit=unit,
         comparator=m.comparator,
         note=note,
-        threshold=threshold,
-        threshold_unit=t_unit,
-        threshold_source=t_source,
-        threshold_name=t_key,
-        lab_interval=lab,
+        **limit_fields,
     )
 
 

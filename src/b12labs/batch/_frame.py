@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._comment import comment as build_comment
-from .._engine import SEX_CODES, TREATMENT_CODES, VECTOR, RawInputs
+from .._engine import BAND_KEYS, SEX_CODES, TREATMENT_CODES, VECTOR, RawInputs
 from .._evaluate import evaluate, severity_rank
 from .._version import __version__
 from ..errors import B12LabsError, InputFormatError
@@ -53,10 +53,6 @@ VALUE_COLUMNS = tuple(column_name(k) for k in ANALYTES)
 
 _CMP = {"<": 1, "<=": 2, "=<": 2, "≤": 2, ">": 3, ">=": 4, "=>": 4, "≥": 4}
 _CELL = r"^\s*(?P<cmp>[<>=≤≥~!]+)?\s*(?P<num>[+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*(?P<unit>\S.*?)?\s*$"
-_BAND_KEYS = {
-    "b12": ("b12_deficient", "b12_indeterminate_upper", "b12_high"),
-    "holotc": ("holotc_deficient", "holotc_indeterminate_upper"),
-}
 _SEVERITY_NAMES = np.array(["", "info", "warning", "critical"], dtype=object)
 _STATUS_NAMES = np.array(
     ["not_assessed", "deficient", "uninterpretable", "probable", "indeterminate", "unlikely"],
@@ -377,7 +373,7 @@ def _parse_analyte(
 
     band: dict[str, np.ndarray] = {}
     used = _used_codes(unit_idx[~np.isnan(value)], len(names))
-    for tkey in _BAND_KEYS.get(key, ()):
+    for tkey in BAND_KEYS.get(key, ()):
         by_name = np.full(len(names), profile[tkey])
         for k in used:
             by_name[k] = profile.band(tkey, names[k])[0]
