@@ -32,6 +32,8 @@ from b12labs.models import parse_measurement
         (">= 2000 ng/L", 2000.0, "ng/L", ">="),
         ("≤ 100 pg/mL", 100.0, "pg/mL", "<="),
         ("  250pg/mL ", 250.0, "pg/mL", None),
+        ("250. pg/mL", 250.0, "pg/mL", None),
+        ("<250. pg/mL", 250.0, "pg/mL", "<"),
         ({"value": 180, "unit": "pg/mL", "comparator": "<"}, 180.0, "pg/mL", "<"),
         ({"value": "<180", "unit": "pg/mL"}, 180.0, "pg/mL", "<"),
         (Measurement(value=180, unit="pg/mL"), 180.0, "pg/mL", None),

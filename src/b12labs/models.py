@@ -72,7 +72,7 @@ _QUALITATIVE = {
     "nonreactive": "negative",
     "absent": "negative",
 }
-_NUMBER = r"[+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+)(?:[eE][+-]?\d+)?"
+_NUMBER = r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?"  # "12." is 12
 _MEASUREMENT_RE = re.compile(
     rf"^\s*(?P<cmp>[<>=≤≥~!]+)?\s*(?P<num>{_NUMBER})\s*(?P<unit>\S.*?)?\s*$"
 )

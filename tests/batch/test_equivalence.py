@@ -184,3 +184,28 @@ def test_output_does_not_depend_on_the_number_of_threads() -> None:
         assert one[col].astype(str).tolist() == many[col].astype(str).tolist(), col
     with pytest.raises(ValueError, match="threads"):
         score_frame(frame.head(3), threads=0)
+
+
+@pytest.mark.parametrize(
+    "cell", ["250.", "<250.", "250. pg/mL", "250.pg/mL", ".25e3", "+250", "2.5E2 pg/mL", "250,"]
+)
+def test_number_spellings_read_the_same_both_ways(cell: str) -> None:
+    # a clean number takes the batch fast path, anything else the full cell grammar; both
+    # must read a cell as interpret() reads it, or reject it in both
+    import math
+
+    import pandas as pd
+
+    from b12labs.errors import InputError
+
+    frame = pd.DataFrame({"b12": [cell], "b12_unit": ["pg/mL"]}, dtype="string")
+    scored = score_frame(frame)
+    text = cell if "pg" in cell else f"{cell} pg/mL"
+    try:
+        expected = interpret({"b12": text}).values["b12"]
+    except InputError:
+        assert str(scored["b12labs_error"][0]), "batch read what interpret() rejects"
+        assert math.isnan(scored["b12_pmol_l"][0])
+        return
+    assert str(scored["b12labs_error"][0]) == ""
+    assert scored["b12_pmol_l"][0] == expected

@@ -52,7 +52,7 @@ OUTPUT_COLUMNS = (
 VALUE_COLUMNS = tuple(column_name(k) for k in ANALYTES)
 
 _CMP = {"<": 1, "<=": 2, "=<": 2, "≤": 2, ">": 3, ">=": 4, "=>": 4, "≥": 4}
-_CELL = r"^\s*(?P<cmp>[<>=≤≥~!]+)?\s*(?P<num>[+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*(?P<unit>\S.*?)?\s*$"
+_CELL = r"^\s*(?P<cmp>[<>=≤≥~!]+)?\s*(?P<num>[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*(?P<unit>\S.*?)?\s*$"
 _SEVERITY_NAMES = np.array(["", "info", "warning", "critical"], dtype=object)
 _STATUS_NAMES = np.array(
     ["not_assessed", "deficient", "uninterpretable", "probable", "indeterminate", "unlikely"],
