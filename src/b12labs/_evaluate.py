@@ -10,20 +10,23 @@ from .rules import CATALOGUE, Rule
 
 __all__ = ["PHASE_AFTER_STATUS", "PHASE_BEFORE_STATUS", "evaluate", "severity_rank"]
 
-PHASE_BEFORE_STATUS: tuple[Rule, ...] = tuple(r for r in CATALOGUE if not r.after_status)
-PHASE_AFTER_STATUS: tuple[Rule, ...] = tuple(r for r in CATALOGUE if r.after_status)
-_BEFORE = tuple((r.code, r.when) for r in PHASE_BEFORE_STATUS)
-_AFTER = tuple((r.code, r.when) for r in PHASE_AFTER_STATUS)
+# (code, predicate) of the rules evaluated before the status, and of those that read it
+PHASE_BEFORE_STATUS: tuple[tuple[str, Any], ...] = tuple(
+    (r.code, r.when) for r in CATALOGUE if not r.after_status
+)
+PHASE_AFTER_STATUS: tuple[tuple[str, Any], ...] = tuple(
+    (r.code, r.when) for r in CATALOGUE if r.after_status
+)
 
 
 def evaluate(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     """Derive facts, fire every rule, compute the status; ``f.fired`` maps code -> bool(s)."""
     f = derive(raw, profile, xp)
     fired = f.fired
-    for code, when in _BEFORE:
+    for code, when in PHASE_BEFORE_STATUS:
         fired[code] = when(f, xp)
     f.status = status(f)
-    for code, when in _AFTER:
+    for code, when in PHASE_AFTER_STATUS:
         fired[code] = when(f, xp)
     return f
 

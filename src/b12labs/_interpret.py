@@ -170,7 +170,7 @@ def _plan(i: int, r: Rule) -> _Plan:
         code=r.code,
         order=i,
         rank=None if r.escalate is not None else r.severity.rank,
-        actions=tuple((a.when, action, _phrase(action)) for a, action in _actions(r)),
+        actions=tuple((a.when, action, a.phrase()) for a, action in _actions(r)),
         parts=_compile_template(r.message) if isinstance(r.message, str) else None,
         sources=r.citations(),
         special_evidence=r.code in ("VALUE_CENSORED", "VALUE_IMPLAUSIBLE"),
@@ -491,14 +491,6 @@ def interpret(
     )
 
 
-def _phrase(a: Action) -> str:
-    if a.kind == "order_test":
-        return f"{a.test} (LOINC {a.loinc})"
-    if a.kind == "avoid":
-        return f"avoid {a.test}"
-    return a.test
-
-
 def normalize(panel: Mapping[str, Any] | LabPanel, *, decimal: str = ".") -> dict[str, float]:
     """Each numeric result in its canonical unit (a censored value as its bound).
 
@@ -514,5 +506,4 @@ def normalize(panel: Mapping[str, Any] | LabPanel, *, decimal: str = ".") -> dic
     return out
 
 
-_PLANS: tuple[_Plan, ...] = tuple(_plan(i, r) for i, r in enumerate(CATALOGUE))
-_PLAN_BY_CODE: dict[str, _Plan] = {p.code: p for p in _PLANS}
+_PLAN_BY_CODE: dict[str, _Plan] = {r.code: _plan(i, r) for i, r in enumerate(CATALOGUE)}

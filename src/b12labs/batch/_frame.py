@@ -756,12 +756,7 @@ for _r in CATALOGUE:
             _ACTION_INDEX[_a.label()] = len(_ACTION_SPECS)
             _ACTION_SPECS.append(_a)
 _ACTION_LABELS = [a.label() for a in _ACTION_SPECS]
-_ACTION_PHRASES = [
-    f"{a.test} (LOINC {a.loinc})"
-    if a.kind == "order_test"
-    else (f"avoid {a.test}" if a.kind == "avoid" else a.test)
-    for a in _ACTION_SPECS
-]
+_ACTION_PHRASES = [a.phrase() for a in _ACTION_SPECS]
 assert len(CATALOGUE) < 64 and len(_ACTION_SPECS) < 64
 
 

@@ -79,6 +79,14 @@ class ActionSpec:
             return f"order {self.loinc} {self.test}"
         return f"{self.kind} {self.test}"
 
+    def phrase(self) -> str:
+        """Comment form: ``MMA (LOINC 13964-2)``, ``avoid folic acid alone``, ``MRI ...``."""
+        if self.kind == "order_test":
+            return f"{self.test} (LOINC {self.loinc})"
+        if self.kind == "avoid":
+            return f"avoid {self.test}"
+        return self.test
+
 
 def order(test: str, when: Predicate | None = None) -> ActionSpec:
     """Order a test (RULES.md key of :data:`TESTS`), by default only when its result is missing."""
