@@ -1,4 +1,4 @@
-"""The examples of RULES.md §7 hold, read from the specification itself."""
+"""The worked examples of the specification (§7) hold, read from the specification itself."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from b12labs import interpret
-from tests._paths import SHARED
+from tests._paths import spec_text
 
 EXAMPLES: list[tuple[dict[str, Any], dict[str, Any], str, list[str], list[str]]] = [
     ({"b12": "150 pg/mL"}, {}, "deficient", ["B12_DEFICIENT"], []),
@@ -22,7 +22,7 @@ EXAMPLES: list[tuple[dict[str, Any], dict[str, Any], str, list[str], list[str]]]
 
 
 def test_the_table_matches_the_specification() -> None:
-    spec = (SHARED / "domain" / "RULES.md").read_text(encoding="utf-8")
+    spec = spec_text()
     table = spec.split("## 7. Examples", 1)[1]
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| input")]
     assert len(rows) == len(EXAMPLES)

@@ -33,9 +33,9 @@ def test_every_code_has_cases_and_only_catalogue_codes_do() -> None:
 def test_catalogue_is_exactly_the_codes_of_rules_md_in_its_order() -> None:
     import re
 
-    from tests._paths import SHARED
+    from tests._paths import spec_text
 
-    spec = (SHARED / "domain" / "RULES.md").read_text(encoding="utf-8")
+    spec = spec_text()
     section = spec.split("## 5. Rules", 1)[1].split("## 6.", 1)[0]
     # a rule is defined where a bullet starts with its code, or its code is followed by its
     # severity (`HOLOTC_DEFICIENT` [warning], `HOLOTC_INDETERMINATE` [info; ...])
