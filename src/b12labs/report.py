@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .errors import MissingExtraError
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -79,7 +81,6 @@ VALUE_COLUMNS: tuple[str, ...] = (
     "folate_nmol_l",
 )
 
-_MATPLOTLIB_MISSING = "the cohort report needs matplotlib: pip install 'b12labs[report]'"
 _FOOTER = "Decision support, not a diagnosis."
 
 # Okabe–Ito colour-blind-safe palette.
@@ -410,8 +411,17 @@ def _import_matplotlib() -> tuple[type[Figure], Any]:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise ImportError(_MATPLOTLIB_MISSING) from exc
+        raise MissingExtraError("the cohort report", "report", "matplotlib") from exc
     return Figure, FigureCanvasAgg
+
+
+def require_matplotlib() -> None:
+    """Raise :class:`~b12labs.errors.MissingExtraError` now if the report cannot be drawn.
+
+    The CLI calls this before scoring, so a run asked for a report does not score a whole
+    export and only then fail.
+    """
+    _import_matplotlib()
 
 
 def _mpl_text(text: str) -> str:

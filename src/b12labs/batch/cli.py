@@ -145,6 +145,10 @@ def score_file(args: argparse.Namespace) -> dict[str, Any]:
         raise InputFormatError("--chunksize must be at least 1")
     if args.threads is not None and args.threads < 1:
         raise InputFormatError("--threads must be at least 1")
+    if args.report is not None and not args.dry_run:
+        from ..report import require_matplotlib
+
+        require_matplotlib()
     mapping = _pairs(args.map, "--map")
     units = _pairs(args.unit, "--unit")
     profile = load_profile(args.profile)
