@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out
 
-.PHONY: setup demo test check lint typecheck docs docs-check bench clean
+.PHONY: setup demo test check lint typecheck docs docs-check bench release-check clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[all]"
@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools setup.py
 	$(BIN)/ruff format --check src
 
 typecheck: $(STAMP)
@@ -46,6 +46,11 @@ check: lint typecheck docs-check test
 ## bench: benchmarks, printed as ratios against baselines measured in the same run
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+## release-check: build sdist and wheel, install the wheel in fresh venvs outside the checkout, run
+## every README entry point there (and the core-only install), then the sdist's own test suite
+release-check: $(STAMP)
+	$(BIN)/python tools/release_check.py
 
 clean:
 	rm -rf $(VENV) $(OUT) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
