@@ -47,3 +47,32 @@ def test_readme_batch_example_runs() -> None:
     exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["scored"]["b12labs_status"].tolist() == ["deficient"]  # type: ignore[index]
     assert len(namespace["episodes"]) == 1  # type: ignore[arg-type]
+
+
+def _project_texts() -> list[Path]:
+    roots = [REPO / "docs", REPO / "src", REPO / "reference_ranges", REPO / "benchmarks"]
+    files = [REPO / "README.md", REPO / "CHANGELOG.md"]
+    for root in roots:
+        files += [p for p in root.rglob("*") if p.suffix in (".md", ".py", ".toml", ".txt") and p.is_file()]
+    return files
+
+
+def test_the_project_states_its_own_logic() -> None:
+    # the clinical specification lives outside the repository: code and docs point to the
+    # project's own account of it (docs/clinical-logic.md), whose sections they name
+    offenders = [str(p.relative_to(REPO)) for p in _project_texts()
+                 if "RULES.md" in p.read_text(encoding="utf-8") and p.name != "CHANGELOG.md"]
+    assert offenders == []
+    logic = (REPO / "docs" / "clinical-logic.md").read_text(encoding="utf-8")
+    sections = set(re.findall(r"^## §(\d+) ", logic, flags=re.M))
+    for p in _project_texts():
+        for n in re.findall(r"clinical-logic\.md §(\d+)", p.read_text(encoding="utf-8")):
+            assert n in sections, f"{p.relative_to(REPO)} cites clinical-logic.md §{n}, which does not exist"
+
+
+def test_docs_do_not_speak_of_issue_numbers() -> None:
+    pattern = re.compile(r"\bissues? #?\d+|\(#\d+\)", re.I)
+    docs = [REPO / "README.md", *(REPO / "docs").rglob("*.md"), *(REPO / "benchmarks").glob("*.md"),
+            *(REPO / "reference_ranges").rglob("*.md")]
+    hits = [f"{p.relative_to(REPO)}: {m.group(0)}" for p in docs for m in pattern.finditer(p.read_text(encoding="utf-8"))]
+    assert hits == []

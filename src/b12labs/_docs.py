@@ -35,7 +35,7 @@ def _thresholds_table(r: Rule) -> list[str]:
     lines.append("")
     lines.append(
         "A laboratory reference interval sent with a result replaces the profile "
-        "limit where RULES.md §4 says so; the finding's evidence then says so."
+        "limit as [the clinical logic §4](../clinical-logic.md#4-threshold-profiles) says; the finding's evidence then says so."
     )
     return lines
 

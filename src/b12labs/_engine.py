@@ -37,13 +37,13 @@ __all__ = [
     "derive",
 ]
 
-#: The analytes with numeric results (every RULES.md §2 key but the qualitative IF antibody).
+#: The analytes with numeric results (every docs/clinical-logic.md §2 key but the qualitative IF antibody).
 NUMERIC_ANALYTES: tuple[str, ...] = tuple(k for k, spec in ANALYTES.items() if not spec.qualitative)
 
 # comparator codes used by both shapes
 CMP_CODES = {None: 0, "<": 1, "<=": 2, ">": 3, ">=": 4}
 
-#: The band limits of RULES.md §4 compared in the unit a result was reported in, by analyte.
+#: The band limits of docs/clinical-logic.md §4 compared in the unit a result was reported in, by analyte.
 BAND_KEYS: dict[str, tuple[str, ...]] = {
     "b12": ("b12_deficient", "b12_indeterminate_upper", "b12_high"),
     "holotc": ("holotc_deficient", "holotc_indeterminate_upper"),
@@ -53,7 +53,7 @@ BAND_KEYS: dict[str, tuple[str, ...]] = {
 SEX_CODES = {"female": 1, "male": 2}
 TREATMENT_CODES = {"oral": 1, "injection": 2}
 
-# status codes (RULES.md §6) and their names
+# status codes (docs/clinical-logic.md §6) and their names
 NOT_ASSESSED, DEFICIENT, UNINTERPRETABLE, PROBABLE, INDETERMINATE, UNLIKELY = range(6)
 STATUS_NAMES = (
     "not_assessed",
@@ -241,7 +241,7 @@ class RawInputs:
     """Normalised inputs of one panel (floats/bools) or of a column of panels (arrays).
 
     Missing entries may be left out of the dicts: a value defaults to NaN, a flag to False.
-    ``band`` holds the band thresholds of RULES.md §4 for each result's reported unit.
+    ``band`` holds the band thresholds of docs/clinical-logic.md §4 for each result's reported unit.
     """
 
     values: Mapping[str, X]
@@ -268,7 +268,7 @@ class RawInputs:
 
 _NAN = math.nan
 
-# lab reference intervals replace these profile limits (RULES.md §4)
+# lab reference intervals replace these profile limits (docs/clinical-logic.md §4)
 REF_HIGH_REPLACES = {
     "mma": "mma_elevated",
     "homocysteine": "homocysteine_elevated",
@@ -526,7 +526,7 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     f.anaemia_severe = f.hb.lt(xp.where(pregnant, p["hb_severe_pregnant"], p["hb_severe"]))
     f.anaemia_moderate = f.hb.lt(xp.where(pregnant, p["hb_moderate_pregnant"], p["hb_moderate"]))
 
-    # iron; TSAT derived from iron and TIBC when it was not reported (RULES.md §2)
+    # iron; TSAT derived from iron and TIBC when it was not reported (docs/clinical-logic.md §2)
     derivable = (
         xp.isnan(values.get("tsat", _NAN))
         & f.iron.present
@@ -578,10 +578,10 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
 
 
 def status(f: Facts) -> X:
-    """Overall status of RULES.md §6 (first match wins), as a status code."""
+    """Overall status of docs/clinical-logic.md §6 (first match wins), as a status code."""
     xp = f.xp
     fired = f.fired
-    # RULES.md §6.5 names these for a B12/holoTC in the unlikely band. They are applied to
+    # docs/clinical-logic.md §6.5 names these for a B12/holoTC in the unlikely band. They are applied to
     # every result that would otherwise be `unlikely` (also an indeterminate B12 with a normal
     # MMA), the more cautious reading: otherwise a *lower* B12 could turn an `indeterminate`
     # into an `unlikely`, and a normal result that cannot be trusted would reassure.
@@ -594,7 +594,7 @@ def status(f: Facts) -> X:
         | (fired["METABOLIC_EVIDENCE_NORMAL_B12"] & xp.not_(f.mma_elevated))
         # a raised homocysteine with MMA unmeasured stays unresolved even when low folate
         # could explain it (combined deficiency is common): adding the confounder "low
-        # folate" must not turn an indeterminate result into a reassuring one (RULES.md §1.4)
+        # folate" must not turn an indeterminate result into a reassuring one (docs/clinical-logic.md §1.4)
         | (f.hcy_elevated & xp.not_(f.mma.present))
         | fired["AGE_OUT_OF_SCOPE"]
     )

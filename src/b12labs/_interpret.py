@@ -427,9 +427,9 @@ def interpret(
 ) -> Interpretation:
     """Interpret one patient's B12 work-up.
 
-    ``panel`` maps RULES.md §2 keys to results (``"250 pg/mL"``, ``{"value": 0.4, "unit":
+    ``panel`` maps docs/clinical-logic.md §2 keys to results (``"250 pg/mL"``, ``{"value": 0.4, "unit":
     "umol/L"}``, numbers where no unit is needed, or :class:`Measurement`); ``context`` maps
-    RULES.md §3 fields. ``profile`` is a shipped profile id or a path to a local TOML profile.
+    docs/clinical-logic.md §3 fields. ``profile`` is a shipped profile id or a path to a local TOML profile.
     Returns an immutable :class:`Interpretation`; raises :class:`~b12labs.errors.InputError`
     subclasses for input it cannot use. Decision support, not a diagnosis.
     """

@@ -8,7 +8,7 @@ keep working::
     ├── InputError (ValueError)              a value the library cannot use
     │   ├── UnitError                        unknown unit, wrong dimension, unit missing
     │   ├── InvalidValueError                non-numeric, NaN/inf, negative, bad comparator
-    │   ├── UnknownAnalyteError              a panel key that is not an analyte of RULES.md §2
+    │   ├── UnknownAnalyteError              a panel key that is not an analyte of docs/clinical-logic.md §2
     │   └── VocabularyError                  an unknown symptom or condition term
     ├── ProfileError (ValueError)            a threshold profile file that fails its schema
     ├── InputFormatError (ValueError)        a batch file or frame that cannot be scored
@@ -43,7 +43,7 @@ class B12LabsError(Exception):
 class InputError(B12LabsError, ValueError):
     """A measurement or context value that cannot be used.
 
-    Attributes: ``analyte`` (RULES.md key or context field), ``reported`` (the text as given),
+    Attributes: ``analyte`` (analyte key or context field), ``reported`` (the text as given),
     ``reason`` (why it was refused) and ``accepted`` (what would be accepted instead).
     """
 
@@ -79,11 +79,11 @@ class InvalidValueError(InputError):
 
 
 class UnknownAnalyteError(InputError):
-    """A panel key that is not one of the analytes of RULES.md §2."""
+    """A panel key that is not one of the analytes of docs/clinical-logic.md §2."""
 
 
 class VocabularyError(InputError):
-    """A symptom or condition term outside the closed vocabulary of RULES.md §3."""
+    """A symptom or condition term outside the closed vocabulary of docs/clinical-logic.md §3."""
 
     def __init__(self, field: str, term: str, vocabulary: Iterable[str]) -> None:
         self.vocabulary = sorted(vocabulary)

@@ -311,7 +311,7 @@ def _first_error(exc: ValueError) -> str:
 
 
 def parse_panel(panel: Mapping[str, object], *, decimal: str = ".") -> dict[str, Measurement]:
-    """Parse a mapping of RULES.md keys to results; ``None`` / empty values are skipped."""
+    """Parse a mapping of analyte keys to results; ``None`` / empty values are skipped."""
     out: dict[str, Measurement] = {}
     for key, raw in panel.items():
         if key not in ANALYTES:
@@ -327,9 +327,9 @@ def parse_panel(panel: Mapping[str, object], *, decimal: str = ".") -> dict[str,
 
 
 class LabPanel(BaseModel):
-    """A patient's results, keyed by the analytes of RULES.md §2 (all optional).
+    """A patient's results, keyed by the analytes of docs/clinical-logic.md §2 (all optional).
 
-    Accepts strings, numbers (with a unit only where RULES.md §2 allows none), mappings or
+    Accepts strings, numbers (with a unit only where docs/clinical-logic.md §2 allows none), mappings or
     :class:`Measurement` objects; an unknown key is an error naming it.
     """
 
@@ -384,7 +384,7 @@ _FALSE = {"false", "no", "n", "0", "f"}
 
 
 def parse_bool(value: object, field: str) -> bool | None:
-    """Booleans as RULES.md §3 accepts them: true/false, yes/no, y/n, 1/0."""
+    """Booleans as docs/clinical-logic.md §3 accepts them: true/false, yes/no, y/n, 1/0."""
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
@@ -434,7 +434,7 @@ def _split_terms(value: object) -> list[str]:
 
 
 class PatientContext(BaseModel):
-    """Patient context of RULES.md §3; every field optional.
+    """Patient context of docs/clinical-logic.md §3; every field optional.
 
     ``symptoms`` and ``conditions`` are closed vocabularies (synonyms accepted, an unknown term
     is an error listing the vocabulary); ``medications`` is free text, matched to classes.
@@ -517,7 +517,7 @@ class PatientContext(BaseModel):
 
     @property
     def medication_classes(self) -> frozenset[str]:
-        """The RULES.md §3 medication classes matched by ``medications``."""
+        """The docs/clinical-logic.md §3 medication classes matched by ``medications``."""
         return frozenset(c for m in self.medications for c in match_medication(m).classes)
 
     @property
@@ -527,7 +527,7 @@ class PatientContext(BaseModel):
 
     @property
     def neurological(self) -> bool:
-        """Whether any neurological symptom of RULES.md §3 is present."""
+        """Whether any neurological symptom of docs/clinical-logic.md §3 is present."""
         return any(s in NEUROLOGICAL_SYMPTOMS for s in self.symptoms)
 
     @classmethod
@@ -580,7 +580,7 @@ _SEVERITY_RANK = {Severity.info: 1, Severity.warning: 2, Severity.critical: 3}
 
 
 class Status(StrEnum):
-    """Overall status of RULES.md §6."""
+    """Overall status of docs/clinical-logic.md §6."""
 
     deficient = "deficient"
     probable = "probable"

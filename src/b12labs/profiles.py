@@ -41,7 +41,7 @@ class ThresholdSpec:
     band: bool = False
 
 
-#: Every threshold a profile must define (RULES.md §4 and the limits §5 names).
+#: Every threshold a profile must define (docs/clinical-logic.md §4 and the limits §5 names).
 THRESHOLDS: dict[str, ThresholdSpec] = {
     "b12_deficient": ThresholdSpec("b12", "B12 deficient below", band=True),
     "b12_indeterminate_upper": ThresholdSpec(

@@ -37,7 +37,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class AnalyteSpec:
-    """One analyte of RULES.md §2, as described in ``reference_ranges/analytes.toml``."""
+    """One analyte of docs/clinical-logic.md §2, as described in ``reference_ranges/analytes.toml``."""
 
     key: str
     name: str
@@ -73,7 +73,7 @@ def _load_analytes() -> dict[str, AnalyteSpec]:
     return out
 
 
-#: The analytes of RULES.md §2, keyed by their RULES.md key, in catalogue order.
+#: The analytes of docs/clinical-logic.md §2, keyed by their analyte key, in catalogue order.
 ANALYTES: dict[str, AnalyteSpec] = _load_analytes()
 
 _UNITS = read_toml("units.toml")

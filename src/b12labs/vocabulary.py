@@ -1,4 +1,4 @@
-"""Context vocabularies of RULES.md §3: symptoms, conditions and medication classes.
+"""Context vocabularies of docs/clinical-logic.md §3: symptoms, conditions and medication classes.
 
 The terms, synonyms and medicine names are data (``reference_ranges/vocabulary.toml`` and
 ``reference_ranges/medications.toml``).
@@ -41,13 +41,13 @@ def _synonym_table(groups: dict[str, list[str]]) -> dict[str, str]:
     return table
 
 
-#: Closed condition vocabulary, in RULES.md order.
+#: Closed condition vocabulary, in vocabulary order.
 CONDITIONS: tuple[str, ...] = tuple(_VOCAB["conditions"])
-#: Neurological symptoms of RULES.md §3.
+#: Neurological symptoms of docs/clinical-logic.md §3.
 NEUROLOGICAL_SYMPTOMS: tuple[str, ...] = tuple(_VOCAB["symptoms"]["neurological"])
-#: All symptoms of RULES.md §3 (neurological first).
+#: All symptoms of docs/clinical-logic.md §3 (neurological first).
 SYMPTOMS: tuple[str, ...] = NEUROLOGICAL_SYMPTOMS + tuple(_VOCAB["symptoms"]["other"])
-#: Medication classes of RULES.md §3.
+#: Medication classes of docs/clinical-logic.md §3.
 MEDICATION_CLASSES: tuple[str, ...] = tuple(_MEDS["classes"])
 
 _CONDITION_TABLE = _synonym_table(_VOCAB["conditions"])

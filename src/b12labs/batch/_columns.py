@@ -142,7 +142,7 @@ def detect_columns(
 ) -> ColumnMap:
     """Detect analyte, unit, reference-interval and context columns by name.
 
-    ``mapping`` maps column names to RULES.md keys for names b12labs does not recognise;
+    ``mapping`` maps column names to analyte keys for names b12labs does not recognise;
     ``units`` names the unit of an analyte whose cells and headers carry none. Raises
     :class:`InputFormatError` for duplicated columns, two columns for one analyte, a header unit
     that is not a unit of the analyte, or an unknown key in ``mapping``/``units``.

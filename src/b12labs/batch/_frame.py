@@ -564,7 +564,7 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
         if len(results):
             unknown_msgs = np.array(
                 [
-                    f"{col}: unknown term(s) {', '.join(repr(u) for u in r[1])} (ignored; see the vocabulary in RULES.md §3)"
+                    f"{col}: unknown term(s) {', '.join(repr(u) for u in r[1])} (ignored; the accepted terms are listed in docs/clinical-logic.md §3)"
                     if r[1]
                     else ""
                     for r in results
@@ -864,7 +864,7 @@ def score_frame(
 ) -> pd.DataFrame:
     """Score a wide frame (one row per patient/specimen) with the whole rule catalogue.
 
-    Analyte columns are found by name (RULES.md keys, common names, LOINC codes as headers);
+    Analyte columns are found by name (analyte keys, common names, LOINC codes as headers);
     ``columns`` maps others (``{"B12 result": "b12"}``); ``units`` gives the unit of an analyte
     whose cells, unit column and header carry none. Returns the input columns untouched, then
     the ``b12labs_*`` columns (text as pandas categoricals) and the canonical value columns

@@ -218,7 +218,7 @@ def _score_long_block(
                 unknown,
                 np.array(
                     [
-                        f"unknown test {t!r} (not an analyte of RULES.md §2)"
+                        f"unknown test {t!r} (not an analyte of docs/clinical-logic.md §2)"
                         if t
                         else "no test code"
                         for t in tests

@@ -194,7 +194,7 @@ def code_maps() -> CodeMaps:
 
 
 def loinc_analyte(concept: object) -> str | None:
-    """The RULES.md §2 analyte key of an Observation.code, by its LOINC codings."""
+    """The docs/clinical-logic.md §2 analyte key of an Observation.code, by its LOINC codings."""
     table = code_maps().loinc_analyte
     for system, code, _ in codings(concept):
         if system == LOINC and code is not None and code in table:

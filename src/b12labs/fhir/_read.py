@@ -1,9 +1,9 @@
 """FHIR R4 in: :func:`interpret_fhir` turns a Bundle or a list of resources into one
 :class:`~b12labs.models.Interpretation`, through the same ``interpret()`` as every front-end.
 
-What is read (RULES.md §2–§3; the code maps are ``reference_ranges/codes/``):
+What is read (docs/clinical-logic.md §2–§3; the code maps are ``reference_ranges/codes/``):
 
-- ``Observation`` coded with a LOINC code of RULES.md §2: ``valueQuantity`` (value,
+- ``Observation`` coded with a LOINC code of docs/clinical-logic.md §2: ``valueQuantity`` (value,
   comparator, UCUM ``code`` or else ``unit``), ``valueString`` (``"<50 pmol/L"``),
   ``valueCodeableConcept`` (IF antibody: SNOMED CT Positive/Negative or text),
   ``valueInteger``; the first ``referenceRange`` that applies to everyone; the specimen time from
@@ -305,7 +305,7 @@ def _effective(r: Mapping[str, Any]) -> dt.datetime | None:
 
 
 def read_result(resource: Mapping[str, Any]) -> ObservationResult | None:
-    """The lab result of an Observation, or ``None`` if it is not a usable RULES.md §2 result.
+    """The lab result of an Observation, or ``None`` if it is not a usable docs/clinical-logic.md §2 result.
 
     Used by :func:`~b12labs.fhir.to_fhir` to recognise its ``inputs``; no validation, no date
     fallback to a DiagnosticReport.

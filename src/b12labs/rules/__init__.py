@@ -1,6 +1,6 @@
-"""The rule catalogue of RULES.md §5, one area a module.
+"""The rule catalogue of docs/clinical-logic.md §5, one area a module.
 
-Catalogue order is RULES.md §5 order: areas in :data:`AREA_ORDER`, rules within an area in
+Catalogue order is docs/clinical-logic.md §5 order: areas in :data:`AREA_ORDER`, rules within an area in
 the order their module defines them (never the order modules happen to be imported in).
 """
 

@@ -24,7 +24,7 @@ __all__ = [
 X = Any
 Predicate = Callable[[Any, Any], X]
 
-#: Tests that ``order_test`` actions name: RULES.md key -> (display name, LOINC).
+#: Tests that ``order_test`` actions name: analyte key -> (display name, LOINC).
 TESTS: dict[str, tuple[str, str]] = {
     "mma": ("MMA", "13964-2"),
     "homocysteine": ("homocysteine", "13965-9"),
@@ -89,7 +89,7 @@ class ActionSpec:
 
 
 def order(test: str, when: Predicate | None = None) -> ActionSpec:
-    """Order a test (RULES.md key of :data:`TESTS`), by default only when its result is missing."""
+    """Order a test (analyte key of :data:`TESTS`), by default only when its result is missing."""
     name, loinc = TESTS[test]
     if when is None:
 
@@ -113,7 +113,7 @@ def avoid(text: str, when: Predicate | None = None) -> ActionSpec:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One rule of RULES.md §5: metadata and the predicate that evaluates it in both shapes.
+    """One rule of docs/clinical-logic.md §5: metadata and the predicate that evaluates it in both shapes.
 
     ``when(f, xp)`` returns a bool (one panel) or a bool array (a column); ``severity`` is a
     :class:`Severity` or a function returning a severity rank (1 info, 2 warning, 3 critical)

@@ -1,4 +1,4 @@
-"""Cobalamin rules: total B12 and holotranscobalamin bands (RULES.md §5 "Cobalamin")."""
+"""Cobalamin rules: total B12 and holotranscobalamin bands (docs/clinical-logic.md §5 "Cobalamin")."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def _b12_indeterminate_message(v: Any) -> str:
     area="cobalamin",
     severity=INFO,
     escalate=lambda f, xp: xp.where(f.any_symptom, 2, 1),
-    severity_note="warning when any symptom of RULES.md §3 is present",
+    severity_note="warning when any symptom is present",
     title="Total B12 in the indeterminate band",
     message=_b12_indeterminate_message,
     sources=("NG239", "BSH2014", "S000", "S003"),

@@ -1,4 +1,4 @@
-"""Context and confounder rules (RULES.md §5 "Context and confounders")."""
+"""Context and confounder rules (docs/clinical-logic.md §5 "Context and confounders")."""
 
 from __future__ import annotations
 

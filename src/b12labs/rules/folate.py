@@ -1,4 +1,4 @@
-"""Folate rules (RULES.md §5 "Folate")."""
+"""Folate rules (docs/clinical-logic.md §5 "Folate")."""
 
 from __future__ import annotations
 

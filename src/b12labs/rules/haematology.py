@@ -1,4 +1,4 @@
-"""Haematology rules: MCV and haemoglobin (RULES.md §5 "Haematology")."""
+"""Haematology rules: MCV and haemoglobin (docs/clinical-logic.md §5 "Haematology")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Iron rules (RULES.md §5 "Iron")."""
+"""Iron rules (docs/clinical-logic.md §5 "Iron")."""
 
 from __future__ import annotations
 

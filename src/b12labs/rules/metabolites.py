@@ -1,4 +1,4 @@
-"""Metabolite rules: methylmalonic acid and homocysteine (RULES.md §5 "Metabolites")."""
+"""Metabolite rules: methylmalonic acid and homocysteine (docs/clinical-logic.md §5 "Metabolites")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Neurology and differential rules (RULES.md §5 "Neurology and differentials")."""
+"""Neurology and differential rules (docs/clinical-logic.md §5 "Neurology and differentials")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scope and input-quality rules (RULES.md §5 "Scope" and "Input quality")."""
+"""Scope and input-quality rules (docs/clinical-logic.md §5 "Scope" and "Input quality")."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def age_out_of_scope(f: Any, xp: Any) -> X:
     "censored range lies inside it.",
     sources=("NG239",),
     why="A result such as '<100 pg/mL' is an interval: it decides a band only when the band "
-    "contains all of it (RULES.md §2).",
+    "contains all of it.",
     example={"panel": {"b12": "<200 pg/mL"}},
 )
 def value_censored(f: Any, xp: Any) -> X:

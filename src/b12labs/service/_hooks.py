@@ -4,8 +4,8 @@
 * ``b12-order-check`` on ``order-select``: when a repeat B12 / active-B12 test is being ordered
   while a borderline result is already on file, points to MMA as the right next test.
 
-Both request the same prefetch (the Patient, the Observations with the LOINC codes of RULES.md
-§2 plus pregnancy status, active MedicationRequests and active Conditions). ``patient`` and
+Both request the same prefetch (the Patient, the Observations with the LOINC codes of the analytes
+(docs/clinical-logic.md §2) plus pregnancy status, active MedicationRequests and active Conditions). ``patient`` and
 ``observations`` are *required* (age and sex change thresholds; without results there is
 nothing to interpret): when neither prefetched nor fetchable the service answers 412.
 ``medications`` and ``conditions`` are *optional*: without them the interpretation runs and the
@@ -56,7 +56,7 @@ MMA_LOINC: Final = ANALYTES["mma"].loinc[0]
 
 
 def observation_loincs() -> tuple[str, ...]:
-    """Every LOINC code of RULES.md §2 (all analytes, all listed codes) plus context codes."""
+    """Every analyte LOINC code (docs/clinical-logic.md §2: all analytes, all listed codes) plus context codes."""
     codes = [c for spec in ANALYTES.values() for c in spec.loinc]
     return tuple(dict.fromkeys([*codes, *CONTEXT_LOINCS]))
 
