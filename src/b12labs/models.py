@@ -151,22 +151,31 @@ def _check_value(value: float, analyte: str, reported: object) -> float:
 
 
 @functools.lru_cache(maxsize=65536)
-def _parse_text(analyte: str, text: str, decimal: str, unit: str | None) -> Measurement:
-    """Parse a result string (cached: a pure function returning an immutable Measurement)."""
-    return _parse_text_uncached(analyte, text, decimal, unit)
+def _parse_text(
+    analyte: str, text: str, decimal: str, unit: str | None, numeric: bool = False
+) -> Measurement:
+    """Parse a result string (cached: a pure function returning an immutable Measurement).
+
+    ``numeric`` reads a qualitative analyte's text as a number (a mapping that brings the
+    laboratory's cut-off with it); the cut-off then decides positive or negative.
+    """
+    return _parse_text_uncached(analyte, text, decimal, unit, numeric)
 
 
-def _parse_text_uncached(analyte: str, text: str, decimal: str, unit: str | None) -> Measurement:
+def _parse_text_uncached(
+    analyte: str, text: str, decimal: str, unit: str | None, numeric: bool = False
+) -> Measurement:
     spec = ANALYTES[analyte]
     stripped = text.strip()
-    if spec.qualitative:
+    if spec.qualitative and not numeric:
         q = _QUALITATIVE.get(stripped.lower())
         if q is None:
+            numeric = _MEASUREMENT_RE.match(stripped) is not None
             raise InvalidValueError(
-                "not a qualitative result",
+                QUALITATIVE_NEEDS_CUTOFF if numeric else "not a qualitative result",
                 analyte=analyte,
                 reported=text,
-                accepted="positive, negative",
+                accepted=QUALITATIVE_ACCEPTED,
             )
         return Measurement(qualitative=q, reported=stripped)
     m = _MEASUREMENT_RE.match(stripped)
@@ -264,7 +273,12 @@ def parse_measurement(
         data = dict(raw)
         value = data.get("value")
         if isinstance(value, str):
-            base = _parse_text(analyte, value, decimal, data.get("unit") or unit)
+            numeric = (
+                ANALYTES[analyte].qualitative
+                and value.strip().lower() not in _QUALITATIVE
+                and data.get("ref_high") is not None
+            )
+            base = _parse_text(analyte, value, decimal, data.get("unit") or unit, numeric)
             data = {
                 **base.model_dump(exclude_none=True),
                 **{k: v for k, v in data.items() if k != "value"},
@@ -297,7 +311,52 @@ def parse_measurement(
             reported=raw,
             accepted="a string such as '250 pg/mL', a mapping with value and unit, or a Measurement",
         )
+    if m.qualitative is None and ANALYTES[analyte].qualitative:
+        m = _qualitative_from_number(analyte, m)
     return _with_unit(analyte, m)
+
+
+#: What a qualitative analyte (the IF antibody) accepts, in every front-end's errors.
+QUALITATIVE_ACCEPTED = "positive, negative, or a number with the laboratory's cut-off (ref_high)"
+#: Why a number alone cannot be read for a qualitative analyte.
+QUALITATIVE_NEEDS_CUTOFF = (
+    "a number without the laboratory's cut-off (ref_high; above it is positive) cannot be read "
+    "as positive or negative"
+)
+
+
+def _qualitative_from_number(analyte: str, m: Measurement) -> Measurement:
+    """A numeric result of a qualitative analyte (an antibody in U/mL, an index).
+
+    Positive above the laboratory's cut-off (``ref_high``), negative at or below it. Without a
+    cut-off the number is an error: it is never read as negative (a positive antibody changes
+    the interpretation). A censored value decides only when its whole interval lies on one side.
+    """
+    reported = m.reported or m.text()
+    if m.ref_high is None or m.value is None:
+        raise InvalidValueError(
+            QUALITATIVE_NEEDS_CUTOFF,
+            analyte=analyte,
+            reported=reported,
+            accepted=QUALITATIVE_ACCEPTED,
+        )
+    cut = m.ref_high
+    v, cmp = m.value, m.comparator
+    # the whole (censored) interval must lie on one side of the cut-off
+    above = v >= cut if cmp == ">" else (v > cut and cmp in (None, ">="))
+    at_or_below = v <= cut and cmp in (None, "<", "<=")
+    if above == at_or_below:  # a censored value on both sides of the cut-off
+        raise InvalidValueError(
+            f"the censored value lies on both sides of the laboratory's cut-off ({cut:g})",
+            analyte=analyte,
+            reported=reported,
+            accepted=QUALITATIVE_ACCEPTED,
+        )
+    unit = f" {m.unit}" if m.unit else ""
+    return Measurement(
+        qualitative="positive" if above else "negative",
+        reported=f"{reported} (cut-off {cut:g}{unit})",
+    )
 
 
 def _first_error(exc: ValueError) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from .._engine import BAND_KEYS, SEX_CODES, TREATMENT_CODES, VECTOR, RawInputs
 from .._evaluate import evaluate, severity_rank
 from .._version import __version__
 from ..errors import B12LabsError, InputFormatError
-from ..models import PatientContext, parse_bool
+from ..models import QUALITATIVE_NEEDS_CUTOFF, PatientContext, parse_bool
 from ..profiles import DEFAULT_PROFILE, Profile, load_profile
 from ..rules import CATALOGUE, ActionSpec
 from ..units import ANALYTES, column_name, resolve_unit
@@ -419,6 +420,11 @@ def _round12(x: np.ndarray) -> np.ndarray:
     return out
 
 
+#: A cell that starts like a number (with an optional comparator): for a qualitative analyte it
+#: is an error naming the missing cut-off, never a negative result.
+_LEADING_NUMBER = re.compile(r"^\s*[<>=≤≥]*\s*[+-]?[\d.,]")
+
+
 def _qualitative(
     df: pd.DataFrame, a: AnalyteColumns, errors: _Errors
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -427,7 +433,16 @@ def _qualitative(
     pos = np.isin(low, list(_QUAL_POS))
     neg = np.isin(low, list(_QUAL_NEG))
     bad = (low != "") & ~pos & ~neg
-    errors.cell(bad, a.value, text, "not a qualitative result (accepted: positive, negative)")
+    # a number is never read as negative: without the laboratory's cut-off it cannot be read
+    numeric = np.zeros(len(low), dtype=bool)
+    for i in np.flatnonzero(bad):  # only the rare unreadable cells
+        numeric[i] = _LEADING_NUMBER.match(low[i]) is not None
+    errors.cell(
+        numeric, a.value, text, f"{QUALITATIVE_NEEDS_CUTOFF} (accepted: positive, negative)"
+    )
+    errors.cell(
+        bad & ~numeric, a.value, text, "not a qualitative result (accepted: positive, negative)"
+    )
     return pos, neg
 
 

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import B12LabsError, InputFormatError
+from ..models import QUALITATIVE_NEEDS_CUTOFF
 from ..panels import DEFAULT_WINDOW_DAYS, episode_ids
 from ..profiles import DEFAULT_PROFILE, Profile, load_profile
 from ..units import ANALYTES, resolve_unit
 from ._columns import CONTEXT_NAMES, AnalyteColumns, ColumnMap, norm
-from ._frame import _parse_numbers, _text, score_frame
+from ._frame import _LEADING_NUMBER, _parse_numbers, _text, score_frame
 
 __all__ = ["LONG_COLUMNS", "LongScorer", "detect_long_columns", "score_long"]
 
@@ -262,9 +263,13 @@ def _score_long_block(
                     "reactive",
                     "non-reactive",
                 ):
-                    reasons[i] = (
-                        f"{key}: {values[i]!r}: not a qualitative result (accepted: positive, negative)"
+                    # a number is never read as negative (the cut-off is not applied in batch)
+                    why = (
+                        QUALITATIVE_NEEDS_CUTOFF
+                        if _LEADING_NUMBER.match(values[i])
+                        else "not a qualitative result"
                     )
+                    reasons[i] = f"{key}: {values[i]!r}: {why} (accepted: positive, negative)"
             continue
         number, cmp, cell_units, parsed, _present = _parse_numbers(values[idx], decimal)
         cell_unit = cell_units.by_row()

@@ -218,6 +218,18 @@ def _reference_range(resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return ranges[0] if ranges else None
 
 
+def _cutoff(resource: Mapping[str, Any], unit: str | None) -> float | None:
+    """The upper limit of a qualitative result's reference range, when it is in ``unit``."""
+    rr = _reference_range(resource)
+    if rr is None:
+        return None
+    q = as_dict(rr.get("high"))
+    high_unit, _ = _quantity_unit(q)
+    if high_unit is not None and unit is not None and high_unit != unit:
+        return None
+    return _number(q.get("value"))
+
+
 def _with_range(analyte: str, m: Measurement, resource: Mapping[str, Any]) -> Measurement:
     """Attach the lab's reference interval, converted to the value's unit; dropped if unusable."""
     rr = _reference_range(resource)
@@ -270,7 +282,19 @@ def _measurement(analyte: str, r: Mapping[str, Any]) -> Measurement:
             raise _Unusable("valueQuantity.comparator is not one of <, <=, >, >=")
         unit, unit_text = _quantity_unit(q)
         reported = f"{comparator or ''}{value:g}" + (f" {unit_text}" if unit_text else "")
-        raw: object = {"value": value, "unit": unit, "comparator": comparator, "reported": reported}
+        quantity: dict[str, object] = {
+            "value": value,
+            "unit": unit,
+            "comparator": comparator,
+            "reported": reported,
+        }
+        if spec.qualitative:
+            # a numeric antibody result is read against the laboratory's cut-off (the upper
+            # limit of its reference range, in the same unit); without one it is unusable
+            cut = _cutoff(r, unit)
+            if cut is not None:
+                quantity["ref_high"] = cut
+        raw: object = quantity
     elif "valueString" in r:
         text = as_str(r.get("valueString"))
         if text is None:
