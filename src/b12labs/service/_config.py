@@ -5,6 +5,8 @@ Example ``service.toml``::
     base_url = "https://cds.example.org"   # public URL; JWT aud = base_url + "/cds-services/" + id
     max_body_bytes = 1048576               # optional, default 1 MiB
     fhir_timeout_seconds = 10              # optional, default 10 s
+    max_token_lifetime_seconds = 300       # optional, default 300 s (JWT exp - iat)
+    clock_skew_seconds = 60                # optional, default 60 s (how much older iat may be)
 
     [[trusted_issuers]]
     iss = "https://ehr.example.org"
@@ -36,8 +38,10 @@ from pydantic import (
 )
 
 __all__ = [
+    "DEFAULT_CLOCK_SKEW_SECONDS",
     "DEFAULT_FHIR_TIMEOUT_SECONDS",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_TOKEN_LIFETIME_SECONDS",
     "ConfigError",
     "ServiceConfig",
     "TrustedIssuer",
@@ -46,6 +50,8 @@ __all__ = [
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_FHIR_TIMEOUT_SECONDS = 10.0
+DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 300.0
+DEFAULT_CLOCK_SKEW_SECONDS = 60.0
 
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # Keys that exist on ServiceConfig but must never come from the file.
@@ -140,6 +146,10 @@ class ServiceConfig(BaseModel):
     base_url: str
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0, strict=True)
     fhir_timeout_seconds: float = Field(default=DEFAULT_FHIR_TIMEOUT_SECONDS, gt=0, le=600)
+    max_token_lifetime_seconds: float = Field(
+        default=DEFAULT_MAX_TOKEN_LIFETIME_SECONDS, gt=0, le=3600
+    )
+    clock_skew_seconds: float = Field(default=DEFAULT_CLOCK_SKEW_SECONDS, ge=0, le=300)
     trusted_issuers: tuple[TrustedIssuer, ...] = ()
     allow_unauthenticated: bool = False
 

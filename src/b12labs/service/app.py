@@ -69,7 +69,7 @@ from ._hooks import (
 )
 from ._prefetch import Collected, PreconditionFailed, collect
 from ._rules_page import HTML_HEADERS, rule_page, rules_index
-from ._security import AuthError, JWTVerifier
+from ._security import PUBLIC_REASON, AuthError, JWTVerifier
 
 __all__ = [
     "ENV_ALLOW_UNAUTHENTICATED",
@@ -305,8 +305,9 @@ class _Service:
             challenge = (
                 "Bearer" if exc.reason == "missing bearer token" else 'Bearer error="invalid_token"'
             )
+            # One text for every failure (the reason is in the verifier's log line).
             raise Problem(
-                401, "unauthorized", exc.reason, {"WWW-Authenticate": challenge}
+                401, "unauthorized", PUBLIC_REASON, {"WWW-Authenticate": challenge}
             ) from None
 
     def check_declared_length(self, request: Request) -> None:
@@ -574,7 +575,8 @@ def create_app(
     @app.get("/healthz")
     async def healthz(request: Request) -> Response:
         _info(request)["route"] = "/healthz"
-        return _json({"status": "ok", "version": __version__})
+        # No version: an unauthenticated caller learns nothing about the build.
+        return _json({"status": "ok"})
 
     @app.get("/rules", response_class=HTMLResponse)
     async def rules(request: Request) -> Response:
