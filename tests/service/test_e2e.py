@@ -55,7 +55,9 @@ class Server:
         return {"Authorization": f"Bearer {tok}"}
 
 
-def start_server(folder: Path, keys: tuple[Any, Any], *extra: str) -> Server:
+def start_server(
+    folder: Path, keys: tuple[Any, Any], *extra: str, fhir_servers: tuple[str, ...] = (s.FHIR_SERVER,)
+) -> Server:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     jwks = s.write_jwks(
@@ -63,7 +65,10 @@ def start_server(folder: Path, keys: tuple[Any, Any], *extra: str) -> Server:
         s.public_jwk(keys[0], s.RSA_KID, "RS384"),
         s.public_jwk(keys[1], s.EC_KID, "ES384"),
     )
-    config = s.write_config(folder, jwks, base_url=url, max_body_bytes=64 * 1024, fhir_timeout_seconds=5)
+    config = s.write_config(
+        folder, jwks, base_url=url, fhir_servers=fhir_servers, max_body_bytes=64 * 1024, fhir_timeout_seconds=5,
+        allow_loopback_fhir=True,
+    )
     log = folder / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -100,8 +105,11 @@ def keys() -> tuple[Any, Any]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Any, Any]) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("e2e"), keys)
+def server(
+    tmp_path_factory: pytest.TempPathFactory, keys: tuple[Any, Any], fhir_server: tuple[str, type[_FHIRHandler]]
+) -> Iterator[Server]:
+    # the fake FHIR server and a port where nothing listens are allowlisted (development setting)
+    srv = start_server(tmp_path_factory.mktemp("e2e"), keys, fhir_servers=(fhir_server[0], DEAD_FHIR))
     try:
         yield srv
     finally:
@@ -134,6 +142,9 @@ class _FHIRHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+DEAD_FHIR = f"http://127.0.0.1:{free_port()}/fhir"
 
 
 @pytest.fixture(scope="module")
@@ -252,9 +263,19 @@ def test_fetch_from_loopback_fhir_server(server: Server, fhir_server: tuple[str,
     assert len(handler.seen) == 4
     assert all(auth == f"Bearer {s.FHIR_TOKEN}" for _, auth in handler.seen)
     # the FHIR server is gone: 412
-    body["fhirServer"] = f"http://127.0.0.1:{free_port()}/fhir"
-    r = post(server, body, server.headers())
-    assert r.status_code == 412 and r.json()["error"] == "precondition_failed"
+    body["fhirServer"] = DEAD_FHIR
+    gone = post(server, body, server.headers())
+    assert gone.status_code == 412 and gone.json()["error"] == "precondition_failed"
+    # another loopback port (not allowlisted), another path on the allowed server, a bad
+    # port: the same 412 text (no port scanning through the messages), nothing fetched
+    seen = len(handler.seen)
+    port = int(base.rsplit(":", 1)[1].split("/")[0])
+    for other in (f"http://127.0.0.1:{port + 1}/fhir", base + "/../admin", base.replace("/fhir", "/x"),
+                  "http://127.0.0.1:99999/fhir", "http://[::1/x"):
+        body["fhirServer"] = other
+        r = post(server, body, server.headers())
+        assert r.status_code == 412 and r.json()["message"] == gone.json()["message"], other
+    assert len(handler.seen) == seen
 
 
 def test_server_log_has_no_patient_data(server: Server) -> None:
