@@ -241,3 +241,59 @@ def test_json_media_types_accepted(config: ServiceConfig, keys: Any, ctype: str)
         headers={"Authorization": f"Bearer {s.token(keys[0], url)}", "Content-Type": ctype},
     )
     assert r.status_code == 200
+
+
+# --- nothing dropped silently --------------------------------------------------------------------
+
+
+def _bad_b12(kind: str) -> dict[str, Any]:
+    o = s.b12_obs()
+    if kind == "negative":
+        o["valueQuantity"]["value"] = -5
+    elif kind == "nan":
+        o["valueQuantity"]["value"] = "NaN"
+    elif kind == "bananas":
+        o["valueQuantity"].update(unit="bananas", code="bananas")
+    elif kind == "value-string":
+        del o["valueQuantity"]
+        o["valueString"] = "about two hundred"
+    elif kind == "date":
+        o["effectiveDateTime"], o["issued"] = "yesterday", "soon"
+    return o
+
+
+@pytest.mark.parametrize("kind", ["negative", "nan", "bananas", "value-string", "date"])
+@pytest.mark.parametrize("alone", [True, False], ids=["alone", "with-others"])
+def test_unusable_result_gets_a_card(config: ServiceConfig, keys: Any, kind: str, alone: bool) -> None:  # noqa: F811
+    data = s.prefetch(b12=_bad_b12(kind))
+    if alone:
+        data["observations"] = s.searchset(_bad_b12(kind))
+    cards = cards_of(call(Client(config), keys, s.patient_view(data)))
+    flagged = [c for c in cards if "could not be used" in c["summary"]]
+    assert len(flagged) == 1, [c["summary"] for c in cards]
+    card = flagged[0]
+    assert card["indicator"] == "warning" and "B12" in card["summary"]
+    assert "Observation/b12-1" in card["detail"] and "not used" in card["detail"]
+    reason_row = next(line for line in card["detail"].splitlines() if "b12-1" in line)
+    assert len(reason_row.split("|")[3].strip()) > 5  # a reason is given
+
+
+def test_conflicting_results_are_not_used(config: ServiceConfig, keys: Any) -> None:  # noqa: F811
+    low, high = s.b12_obs(150), s.b12_obs(400)
+    high["id"] = "b12-2"
+    data = s.prefetch()
+    data["observations"] = s.searchset(low, high, s.mcv_obs())
+    cards = cards_of(call(Client(config), keys, s.patient_view(data)))
+    conflict = [c for c in cards if c["summary"].startswith("Result conflict")]
+    assert len(conflict) == 1 and conflict[0]["indicator"] == "warning"
+    assert "b12-1" in conflict[0]["detail"] and "b12-2" in conflict[0]["detail"]
+    # neither value was used: no B12 status is claimed from either
+    assert not cards[0]["summary"].startswith(("B12 deficiency unlikely", "B12 deficiency likely"))
+    assert "| Vitamin B12" not in cards[0]["detail"]  # not among the values used
+    # the same value twice (e.g. in two units) is not a conflict
+    same = s.b12_obs(247, "pg/mL")
+    twin = s.b12_obs(182.2, "pmol/L")
+    twin["id"] = "b12-2"
+    data["observations"] = s.searchset(same, twin)
+    cards = cards_of(call(Client(config), keys, s.patient_view(data)))
+    assert not any(c["summary"].startswith("Result conflict") for c in cards)

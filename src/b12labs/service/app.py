@@ -53,6 +53,7 @@ from .._version import __version__
 from ..errors import B12LabsError
 from ..models import Interpretation
 from ._cards import (
+    Unusable,
     error_card,
     interpretation_cards,
     order_check_card,
@@ -482,6 +483,7 @@ class _Service:
             service_requests=self.proposals(interp, patient_id),
             missing_context=collected.missing,
             foreign=collected.foreign,
+            unusable=_unusable(interp, collected.resources),
         )
 
     def order_check(
@@ -545,6 +547,40 @@ def _retest_drafts(context: dict[str, Any]) -> list[dict[str, Any]]:
             for c in (codings if isinstance(codings, list) else ())
         ):
             out.append(res)
+    return out
+
+
+#: ``ignored`` reasons that are deliberate choices, not a result the service failed to use.
+_NOT_A_PROBLEM: Final = ("superseded", "older than", "status entered-in-error", "status cancelled")
+
+
+def _unusable(interp: Interpretation, resources: Sequence[dict[str, Any]]) -> list[Unusable]:
+    """The ignored inputs that are B12 work-up results (an analyte's LOINC code) the reader
+    could not use. The resources were passed as a flat list, so their labels are
+    ``Type/id`` or ``Type #position`` (the reader's :func:`resource_label`)."""
+    from ..fhir._common import loinc_analyte, resource_label
+    from ..fhir._read import CONFLICT_REASON
+
+    analytes: dict[str, str] = {}
+    for i, res in enumerate(resources):
+        if res.get("resourceType") != "Observation":
+            continue
+        try:
+            analyte = loinc_analyte(res.get("code"))
+        except (TypeError, ValueError, AttributeError):
+            analyte = None
+        if analyte is not None:
+            analytes.setdefault(resource_label(res, i, None), analyte)
+    out = []
+    for item in interp.ignored:
+        analyte = analytes.get(item.source)
+        if analyte is None or item.reason.startswith(_NOT_A_PROBLEM):
+            continue
+        out.append(
+            Unusable(
+                item.source, analyte, item.reason, conflict=item.reason.startswith(CONFLICT_REASON)
+            )
+        )
     return out
 
 
