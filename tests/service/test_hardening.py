@@ -297,3 +297,51 @@ def test_conflicting_results_are_not_used(config: ServiceConfig, keys: Any) -> N
     data["observations"] = s.searchset(same, twin)
     cards = cards_of(call(Client(config), keys, s.patient_view(data)))
     assert not any(c["summary"].startswith("Result conflict") for c in cards)
+
+
+# --- the malformed inputs that used to give a 500 ---------------------------------------------------
+
+
+def _case(name: str) -> tuple[str, bytes]:
+    b12 = s.draft_service_request("sr-b12", "2132-9", "Vitamin B12")
+    body: Any = s.patient_view(s.prefetch())
+    service = s.INTERPRETATION
+    if name == "deep":
+        return service, b'{"hook": "patient-view", "context": ' + b"[" * 1500 + b"]" * 1500 + b"}"
+    if name == "long-number":
+        raw = json.dumps(body).replace('"value": 247', '"value": ' + "9" * 4000)
+        return service, raw.encode()
+    if name in ("rtype-list", "rtype-object"):
+        body["prefetch"]["observations"]["entry"][0]["resource"]["resourceType"] = [] if name == "rtype-list" else {}
+    elif name == "entry-5":
+        body["prefetch"]["observations"]["entry"] = 5
+    elif name == "status-list":
+        body["prefetch"]["observations"]["entry"][0]["resource"]["status"] = []
+    elif name in ("draft-code-string", "draft-coding-number"):
+        b12["code"] = "2132-9" if name == "draft-code-string" else {"coding": [5, 6.5]}
+        body, service = s.order_select(s.prefetch(), b12), s.ORDER_CHECK
+    elif name in ("server-bracket", "server-port", "server-long", "token-unicode"):
+        body = s.patient_view(None, fhir=True)
+        if name == "token-unicode":
+            body["fhirAuthorization"]["access_token"] = "tökén"
+        else:
+            body["fhirServer"] = {"server-bracket": "http://[::1/x", "server-port": "https://ehr.example.org:99999/fhir",
+                                  "server-long": "https://ehr.example.org/" + "a" * 100_000}[name]
+    return service, json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["deep", "long-number", "rtype-list", "rtype-object", "entry-5", "status-list", "draft-code-string",
+     "draft-coding-number", "server-bracket", "server-port", "server-long", "token-unicode"],
+)
+def test_formerly_500_inputs(config: ServiceConfig, keys: Any, name: str) -> None:  # noqa: F811
+    service, raw = _case(name)
+    big = config.model_copy(update={"max_body_bytes": 1024 * 1024})
+    url = f"{s.BASE}/cds-services/{service}"
+    r = Client(big)(
+        "POST", f"/cds-services/{service}", content=raw,
+        headers={"Authorization": f"Bearer {s.token(keys[0], url)}", "Content-Type": "application/json"},
+    )
+    assert 200 <= r.status_code < 500, r.text
+    assert r.headers["content-type"] == "application/json"

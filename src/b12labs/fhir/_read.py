@@ -462,7 +462,7 @@ class _Reader:
 
     # -- resources
     def read(self, e: _Entry) -> None:
-        rtype = e.resource.get("resourceType")
+        rtype = as_str(e.resource.get("resourceType"))
         if rtype in _SUPPORT_TYPES:
             return
         if rtype not in _USED_TYPES:
@@ -479,6 +479,9 @@ class _Reader:
                 self.medication(e)
         except _Unusable as exc:
             self.ignore(e.label, str(exc))
+        except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError):
+            # A shape no check above foresaw: report it as unusable rather than fail the call.
+            self.ignore(e.label, "malformed resource (an element has the wrong type)")
 
     def _valid(self, r: Mapping[str, Any]) -> None:
         problem = validate(r)
@@ -488,6 +491,8 @@ class _Reader:
     def observation(self, e: _Entry) -> None:
         r = e.resource
         status = r.get("status")
+        if not isinstance(status, str):
+            raise _Unusable("missing or unknown Observation.status")
         if status in ("entered-in-error", "cancelled"):
             raise _Unusable(f"status {status}")
         if status not in _OBSERVATION_STATUSES:

@@ -240,10 +240,15 @@ def _resources(value: Any) -> list[dict[str, Any]]:
             if isinstance(search, dict) and search.get("mode") == "outcome":
                 continue
             res = entry.get("resource")
-            if isinstance(res, dict) and res.get("resourceType") in _USED_TYPES:
+            if isinstance(res, dict) and _rtype(res) in _USED_TYPES:
                 out.append(res)
         return out
-    return [value] if value.get("resourceType") in _USED_TYPES else []
+    return [value] if _rtype(value) in _USED_TYPES else []
+
+
+def _rtype(resource: Mapping[str, Any]) -> str | None:
+    rtype = resource.get("resourceType")
+    return rtype if isinstance(rtype, str) else None
 
 
 async def collect(

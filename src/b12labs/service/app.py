@@ -619,12 +619,12 @@ def create_app(
             "JWT authentication is DISABLED (--allow-unauthenticated): any caller can use this "
             "service. Use only for local demos."
         )
+    elif not config.trusted_issuers:
+        _log.warning("no trusted issuers configured: every CDS request will be refused (401)")
     if config.allow_loopback_fhir:
         _log.warning(
             "loopback FHIR servers are allowed (allow_loopback_fhir): development setting only"
         )
-    elif not config.trusted_issuers:
-        _log.warning("no trusted issuers configured: every CDS request will be refused (401)")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
