@@ -67,7 +67,7 @@ def start_server(
     )
     config = s.write_config(
         folder, jwks, base_url=url, fhir_servers=fhir_servers, max_body_bytes=64 * 1024, fhir_timeout_seconds=5,
-        allow_loopback_fhir=True,
+        allow_loopback_fhir=True, header_timeout_seconds=1.0,
     )
     log = folder / "server.log"
     with log.open("wb") as out:
@@ -252,6 +252,87 @@ def test_oversize_and_malformed(server: Server) -> None:
     body = s.patient_view(s.prefetch(), context={"userId": "Practitioner/1"})
     r = post(server, body, server.headers())
     assert r.status_code == 400 and r.json()["error"] == "invalid_context"
+
+
+def _raw(server: Server, data: bytes, *, timeout: float = 10.0) -> tuple[bytes, float]:
+    """Send raw bytes; return everything the server answers until it closes, and the time."""
+    host, port = server.url.removeprefix("http://").split(":")
+    t0 = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out, time.monotonic() - t0
+
+
+def _status_and_json(raw: bytes) -> tuple[int, dict[str, Any]]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), head
+    return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+def test_oversized_headers_get_a_json_431(server: Server) -> None:
+    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (64 * 1024) + b"\r\n\r\n"
+    status, body = _status_and_json(_raw(server, req)[0])
+    assert status == 431 and body["error"] == "headers_too_large"
+    # the same head sent in pieces: refused by h11 while still incomplete, same answer
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        out = b""
+        try:
+            for at in range(0, len(req), 4096):
+                sock.sendall(req[at : at + 4096])
+                time.sleep(0.01)
+        except OSError:
+            pass
+        try:
+            while chunk := sock.recv(65536):
+                out += chunk
+        except ConnectionResetError:  # the server closed with our bytes still unread
+            pass
+    status, body = _status_and_json(out)
+    assert status == 431 and body["error"] == "headers_too_large"
+
+
+def test_malformed_request_line_gets_a_json_400(server: Server) -> None:
+    status, body = _status_and_json(_raw(server, b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n")[0])
+    assert status == 400 and body["error"] == "bad_request"
+
+
+def test_half_a_request_line_is_closed_in_bounded_time(server: Server) -> None:
+    for data in (b"POST /cds-services/b12-lab", b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n"):
+        out, took = _raw(server, data)
+        assert out == b"" and took < 5.0, (data, took)  # header_timeout_seconds = 1
+    # a slow trickle does not reset the clock
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        t0 = time.monotonic()
+        closed = False
+        for ch in b"GET /healthz HTTP/1.1\r\nHost: x\r\n":
+            try:
+                sock.sendall(bytes([ch]))
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.1)
+            if time.monotonic() - t0 > 5:
+                break
+        closed = closed or sock.recv(1) == b""
+        assert closed and time.monotonic() - t0 < 5
+
+
+def test_keep_alive_still_works_with_the_head_timer(server: Server) -> None:
+    with httpx.Client(timeout=10) as c:
+        for _ in range(3):
+            assert c.get(f"{server.url}/healthz").status_code == 200
+            time.sleep(0.6)  # each pause below the 1 s head limit, together above it
 
 
 def test_fetch_from_loopback_fhir_server(server: Server, fhir_server: tuple[str, type[_FHIRHandler]]) -> None:

@@ -138,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from ._uvicorn import ENV_HEADER_TIMEOUT, MAX_HEADER_BYTES
+
+    os.environ[ENV_HEADER_TIMEOUT] = str(config.header_timeout_seconds)
+
     common: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -146,8 +150,11 @@ def run(args: argparse.Namespace) -> int:
         "access_log": False,
         "server_header": False,
         "timeout_graceful_shutdown": 10,
-        # TCP_NODELAY on every connection (uvicorn's multi-worker sockets lack it: +40 ms)
+        # TCP_NODELAY on every connection (uvicorn's multi-worker sockets lack it: +40 ms),
+        # JSON bodies for the 400/431 answers of h11, a deadline for request heads
         "http": "b12labs.service._uvicorn:NoDelayHTTPProtocol",
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "timeout_keep_alive": 5,
     }
     if args.workers == 1:
         from .app import create_app

@@ -16,7 +16,8 @@ Example ``service.toml``::
 
 Limits of one hook call (all optional): ``call_deadline_seconds`` (20), ``max_fhir_pages``
 (5 pages per prefetch key), ``max_fhir_bytes`` (8 MiB fetched per call), ``max_resources``
-(2,000 resources per call), ``interpret_concurrency`` (2 interpretations at once per process).
+(2,000 resources per call), ``interpret_concurrency`` (2 interpretations at once per process),
+``header_timeout_seconds`` (10: time to send a complete request head).
 
 ``fhir_servers`` at the top level is the allowlist used when authentication is off
 (``b12labs serve --allow-unauthenticated``, which also takes ``--fhir-server URL``); with
@@ -243,6 +244,8 @@ class ServiceConfig(BaseModel):
     )
     clock_skew_seconds: float = Field(default=DEFAULT_CLOCK_SKEW_SECONDS, ge=0, le=300)
     call_deadline_seconds: float = Field(default=DEFAULT_CALL_DEADLINE_SECONDS, gt=0, le=600)
+    #: a connection must send a complete request head within this time (HTTP layer)
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
     max_fhir_pages: int = Field(default=DEFAULT_MAX_FHIR_PAGES, ge=1, le=100, strict=True)
     max_fhir_bytes: int = Field(default=DEFAULT_MAX_FHIR_BYTES, gt=0, strict=True)
     max_resources: int = Field(default=DEFAULT_MAX_RESOURCES, gt=0, le=100_000, strict=True)

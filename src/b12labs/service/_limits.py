@@ -30,6 +30,9 @@ __all__ = [
     "loads_limited",
 ]
 
+#: Largest request head (request line and headers) accepted; larger gets 431 (checked by the
+#: HTTP protocol while reading, and by the app for heads that arrived in one piece).
+MAX_HEADER_BYTES: Final = 16 * 1024
 MAX_JSON_DEPTH: Final = 64
 MAX_INT_DIGITS: Final = 30
 MAX_NUMBER_CHARS: Final = 64

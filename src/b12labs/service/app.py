@@ -70,7 +70,7 @@ from ._hooks import (
     discovery,
     validate_context,
 )
-from ._limits import JSONLimitError, loads_limited
+from ._limits import MAX_HEADER_BYTES, JSONLimitError, loads_limited
 from ._prefetch import PUBLIC_412, Collected, Limits, PreconditionFailed, collect
 from ._rules_page import HTML_HEADERS, rule_page, rules_index
 from ._security import PUBLIC_REASON, AuthError, JWTVerifier
@@ -171,6 +171,21 @@ class _RequestLog:
         request_id = request_id or uuid.uuid4().hex
         info: dict[str, Any] = {"request_id": request_id, "route": "-", "service": "-"}
         scope["b12labs"] = info
+        head = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+        head += sum(len(n) + len(v) + 4 for n, v in scope.get("headers", ()))
+        if head > MAX_HEADER_BYTES:
+            # h11 checks the size only while a head is incomplete; one that arrived whole
+            # is refused here, with the same answer.
+            too_large = _error(
+                431,
+                "headers_too_large",
+                f"request head larger than {MAX_HEADER_BYTES} bytes",
+                request_id,
+                {"Connection": "close"},
+            )
+            await too_large(scope, receive, send)
+            _access.info("request_id=%s method=%s route=- status=431", request_id, "-")
+            return
         status = 500
         started = False
 
