@@ -206,8 +206,9 @@ def test_healthz_answers_while_interpretation_runs(config: ServiceConfig, keys: 
 @pytest.mark.parametrize(
     "raw",
     [b"[" * 2000 + b"]" * 2000, b'{"a": ' + b"9" * 4000 + b"}", b'{"a": 1e999}', b'{"a": NaN}',
-     b'{"a": "\xff"}', b'{"a": -Infinity}', b'{"a": 0.' + b"1" * 100 + b"}"],
-    ids=["deep", "long-int", "overflow", "nan", "not-utf8", "infinity", "long-float"],
+     b'{"a": "\xff"}', b'{"a": -Infinity}', b'{"a": 0.' + b"1" * 100 + b"}",
+     b'{"a\\\\": ' + b"[" * 100 + b"]" * 100 + b"}"],
+    ids=["deep", "long-int", "overflow", "nan", "not-utf8", "infinity", "long-float", "deep-after-escape"],
 )
 def test_json_limits(raw: bytes) -> None:
     with pytest.raises(JSONLimitError):
@@ -215,7 +216,8 @@ def test_json_limits(raw: bytes) -> None:
 
 
 def test_json_limits_leave_normal_documents_alone() -> None:
-    doc = {"a": [1, 2.5, -3e-7, {"b": "[[[[{{{{ \\\" ]]"}], "c": None, "d": True}
+    doc = {"a": [1, 2.5, -3e-7, {"b": "[[[[{{{{ \\\" ]] NaN 1e999 " + "9" * 40}], "c": None, "d": True,
+           "e\\": "x\\", "f": "\\\\\""}
     assert loads_limited(json.dumps(doc).encode()) == doc
     assert loads_limited(b'"[[["') == "[[["
 
