@@ -9,6 +9,7 @@ Endpoints (``{id}`` is ``b12-lab-interpretation`` or ``b12-order-check``):
 ``POST /cds-services/{id}/feedback``           card feedback; only counts are kept (JWT, ``aud`` =
                                                the feedback URL or the service URL)
 ``GET  /healthz``                              liveness, no authentication, no data
+``GET  /openapi.json``                         OpenAPI 3.1 document of these endpoints
 ``GET  /rules``, ``GET /rules/{CODE}``         rule pages that cards link to (HTML, public)
 =============================================  ====================================================
 
@@ -71,6 +72,7 @@ from ._hooks import (
     validate_context,
 )
 from ._limits import MAX_HEADER_BYTES, JSONLimitError, loads_limited
+from ._openapi import openapi_document
 from ._prefetch import PUBLIC_412, Collected, Limits, PreconditionFailed, collect
 from ._rules_page import HTML_HEADERS, rule_page, rules_index
 from ._security import PUBLIC_REASON, AuthError, JWTVerifier
@@ -651,9 +653,13 @@ def create_app(
         version=__version__,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
         lifespan=lifespan,
     )
+    # The document is built from the wire models (the handlers read raw requests, so FastAPI
+    # could not infer the bodies); see _openapi.
+    document = openapi_document()
+    app.openapi = lambda: document  # type: ignore[method-assign]
     app.state.service = svc
     app.add_middleware(_RequestLog)
 
