@@ -17,8 +17,8 @@
    d. abuse (``--abuse N``, default 4): N callers loop on hook calls that name a fake FHIR
       server on 127.0.0.1 (allowlisted for the issuer, with the development setting
       ``allow_loopback_fhir``) whose Observation search answers ~13 MB pages with ``next``
-      links (or, for every other caller, a 1,900-Observation page that passes the byte cap and
-      goes to interpretation); meanwhile ``GET /healthz`` is paced at 50/s and normal hook
+      links (``--abuse-kind mixed``/``many``: half or all of the callers get 1,900-Observation
+      pages instead, which pass the byte cap and are parsed); meanwhile ``GET /healthz`` is paced at 50/s and normal hook
       calls at 20/s. Targets: healthz p99 <= 100 ms, every normal call 200, and the abusive
       calls answered (412/503) rather than hanging.
 
@@ -323,8 +323,9 @@ def main() -> int:
         help="abusive callers (huge FHIR pages) during the abuse phase; 0 to skip (default 4)",
     )
     parser.add_argument(
-        "--abuse-kind", choices=("mixed", "huge", "many"), default="mixed",
-        help="abusive pages: ~13 MB ones, 1,900-resource ones, or half of each (default)",
+        "--abuse-kind", choices=("huge", "mixed", "many"), default="huge",
+        help="abusive pages: ~13 MB ones (default), 1,900-resource ones that pass the byte cap "
+        "and are parsed, or half of each",
     )
     parser.add_argument("--quick", action="store_true", help="shorter phases (3 s, 2,000 requests)")
     parser.add_argument("--log-level", default="info", help="server log level (default info)")

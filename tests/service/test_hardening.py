@@ -347,3 +347,11 @@ def test_formerly_500_inputs(config: ServiceConfig, keys: Any, name: str) -> Non
     )
     assert 200 <= r.status_code < 500, r.text
     assert r.headers["content-type"] == "application/json"
+
+
+def test_a_page_that_cannot_fit_is_refused_before_parsing() -> None:
+    from b12labs.service._prefetch import _RESOURCE_KEY
+
+    page = json.dumps(s.searchset(s.b12_obs(), s.mcv_obs(), s.ferritin_obs())).encode()
+    assert len(_RESOURCE_KEY.findall(page)) == 3
+    assert len(_RESOURCE_KEY.findall(b'{"a": "{\\"resource\\": 1}", "resource": {}}')) == 1  # not inside strings

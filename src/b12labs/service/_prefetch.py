@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -50,6 +51,10 @@ __all__ = [
 
 _log = logging.getLogger("b12labs.service.fhir")
 
+#: A ``"resource"`` member name: a quote preceded by ``{``, ``,`` or whitespace cannot be
+#: inside a string (there it would be escaped), so this counts entry resources of a Bundle
+#: (and any other "resource" members) without parsing.
+_RESOURCE_KEY: Final = re.compile(rb'[{,\s]"resource"\s*:')
 #: The one text of every 412 (the detail goes to the log).
 PUBLIC_412: Final = "required FHIR data was neither prefetched nor obtainable from fhirServer"
 #: Resource types the interpretation reads; anything else in a Bundle is ignored.
@@ -78,6 +83,8 @@ class Limits:
     max_bytes: int
     max_resources: int
     bytes_read: int = 0
+    #: resources of the pages fetched so far (for the pre-parse count)
+    resources_seen: int = 0
 
     def remaining(self) -> float:
         return self.deadline - asyncio.get_running_loop().time()
@@ -147,6 +154,9 @@ async def _get_json(client: httpx.AsyncClient, url: str, token: str, limits: Lim
         return None
     if status != 200:
         raise _FetchError(f"FHIR server answered HTTP {status}")
+    if len(_RESOURCE_KEY.findall(body)) > limits.max_resources - limits.resources_seen:
+        # counted before parsing: a page that cannot fit is not worth the CPU of parsing it
+        raise _FetchError("more resources than max_resources")
     try:
         return await asyncio.to_thread(loads_limited, body)
     except JSONLimitError as exc:
@@ -195,6 +205,7 @@ async def _follow_pages(
     client: httpx.AsyncClient, base: str, token: str, bundle: dict[str, Any], limits: Limits
 ) -> dict[str, Any]:
     entries = list(_entries(bundle))
+    limits.resources_seen = max(limits.resources_seen, len(entries))
     page = bundle
     for _ in range(limits.max_pages - 1):
         link = _next_link(page)
@@ -208,6 +219,7 @@ async def _follow_pages(
         if not isinstance(nxt, dict) or nxt.get("resourceType") != "Bundle":
             raise _FetchError("next page is not a Bundle")
         entries.extend(_entries(nxt))
+        limits.resources_seen = len(entries)
         if len(entries) > limits.max_resources:
             raise _FetchError("more resources than max_resources")
         page = nxt
