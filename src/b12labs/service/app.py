@@ -13,12 +13,15 @@ Endpoints (``{id}`` is ``b12-lab-interpretation`` or ``b12-order-check``):
 ``GET  /rules``, ``GET /rules/{CODE}``         rule pages that cards link to (HTML, public)
 =============================================  ====================================================
 
-Status codes: 200; 400 malformed JSON, a body that is not a hook request, a ``hook`` other than
-the service's, or a context that does not fit the hook; 401 missing/invalid JWT (with
-``WWW-Authenticate: Bearer``); 404 unknown service id or path; 405 wrong method; 412 required
-FHIR data neither prefetched nor fetchable; 413 body larger than ``max_body_bytes`` (declared
-``Content-Length`` or counted while streaming); 415 a non-JSON ``Content-Type``; 500 unexpected
-errors. Every error body is JSON: ``{"error": <code>, "message": <text>, "request_id": <id>}``.
+Status codes: 200; 400 malformed JSON (or past the depth/number limits of :mod:`._limits`),
+a body that is not a hook request, a ``hook`` other than the service's, or a context that
+does not fit the hook; 401 missing/invalid JWT (with ``WWW-Authenticate: Bearer``; one text
+for every failure); 404 unknown service id or path; 405 wrong method; 412 required FHIR data
+neither prefetched nor obtainable from an allowlisted ``fhirServer`` (one text; the detail is
+logged); 413 body larger than ``max_body_bytes`` (declared ``Content-Length`` or counted while
+streaming); 415 a ``Content-Type`` other than ``application/json`` / ``application/*+json``;
+431 a request head over 16 KiB; 503 the call's deadline passed during interpretation; 500
+unexpected errors. Every error body is JSON: ``{"error": <code>, "message": <text>, "request_id": <id>}``.
 
 Logging (logger ``b12labs.service``): one access line per request with the request id (taken
 from a well-formed ``X-Request-ID`` header or generated, and echoed back), method, route
