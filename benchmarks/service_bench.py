@@ -14,6 +14,14 @@
    c. the same at a fixed arrival rate (``--rate``, default 300/s, open loop, latency counted
       from the scheduled start so a slow server cannot hide queueing).
 
+   d. abuse (``--abuse N``, default 4): N callers loop on hook calls that name a fake FHIR
+      server on 127.0.0.1 (allowlisted for the issuer, with the development setting
+      ``allow_loopback_fhir``) whose Observation search answers ~13 MB pages with ``next``
+      links (``--abuse-kind mixed``/``many``: half or all of the callers get 1,900-Observation
+      pages instead, which pass the byte cap and are parsed); meanwhile ``GET /healthz`` is paced at 50/s and normal hook
+      calls at 20/s. Targets: healthz p99 <= 100 ms, every normal call 200, and the abusive
+      calls answered (412/503) rather than hanging.
+
 4. Prints requests/s, p50/p90/p99/max latency and errors per phase, and the hook/healthz ratio.
 
     .venv/bin/python benchmarks/service_bench.py                       # 2 workers, 10 s phases
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -108,7 +117,7 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
                     status = await raw_request(i)
                 else:
                     status = (await client.request(method, url, content=body, headers=headers(i))).status_code
-                err = None if status == 200 else f"HTTP {status}"
+                err = None if status in spec.get("expect", [200]) else f"HTTP {status}"
             except Exception as exc:
                 err = type(exc).__name__
             return time.perf_counter() - t0, err
@@ -179,6 +188,50 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- fake FHIR server for the abuse phase (its own process) ---------------------------------------
+
+
+def fake_fhir_main(port: int) -> int:
+    """Patient: small. Observation search: a ~13 MB page with a next link (``?huge``), or a
+    1,900-Observation page (about 1.4 MB) with a next link to itself (``?many``)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.service import _support as s
+
+    def page(n: int, base: str) -> bytes:
+        obs = [s.b12_obs(200 + i % 300) | {"id": f"b12-{i}"} for i in range(n)]
+        doc = s.searchset(*obs)
+        doc["link"] = [{"relation": "next", "url": base}]
+        return json.dumps(doc).encode()
+
+    huge = page(19_000, "Observation?huge")
+    many = page(1_900, "Observation?many")
+    patient = json.dumps(s.patient()).encode()
+    empty = json.dumps(s.searchset()).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            path = self.path.split("/fhir/", 1)[-1]
+            body = patient if path.startswith("Patient/") else empty
+            if path.startswith("Observation"):
+                body = many if "many" in self.path else huge
+            self.send_response(200)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    print(f"fake FHIR server: pages of {len(huge) / 1e6:.1f} MB and {len(many) / 1e6:.1f} MB", flush=True)
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    return 0
+
+
 def loadgen_main() -> int:
     spec = json.loads(sys.stdin.read())
     print(json.dumps(asyncio.run(_load(spec))))
@@ -217,6 +270,27 @@ def _measured(pid: int, spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _start_loadgen(spec: dict[str, Any]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--loadgen"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(spec))
+    proc.stdin.close()
+    return proc
+
+
+def _finish_loadgen(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.wait(timeout=timeout)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"load generator failed:\n{err}")
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
 def _run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, __file__, "--loadgen"],
@@ -244,11 +318,26 @@ def main() -> int:
         "--client", choices=("httpx", "raw"), default="httpx",
         help="load generator: httpx.AsyncClient, or raw HTTP/1.1 on asyncio streams (less CPU)",
     )
+    parser.add_argument(
+        "--abuse", type=int, default=4,
+        help="abusive callers (huge FHIR pages) during the abuse phase; 0 to skip (default 4)",
+    )
+    parser.add_argument(
+        "--abuse-kind", choices=("huge", "mixed", "many"), default="huge",
+        help="abusive pages: ~13 MB ones (default), 1,900-resource ones that pass the byte cap "
+        "and are parsed, or half of each",
+    )
+    parser.add_argument("--quick", action="store_true", help="shorter phases (3 s, 2,000 requests)")
     parser.add_argument("--log-level", default="info", help="server log level (default info)")
     parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--fake-fhir", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
         return loadgen_main()
+    if args.fake_fhir:
+        return fake_fhir_main(args.fake_fhir)
+    if args.quick:
+        args.duration, args.max_requests = min(args.duration, 3.0), min(args.max_requests, 2000)
 
     import httpx
     import jwt
@@ -258,10 +347,12 @@ def main() -> int:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
+    fhir_port = _free_port()
+    fhir_base = f"http://127.0.0.1:{fhir_port}/fhir"
     with tempfile.TemporaryDirectory(prefix="b12labs-bench-") as tmp:
         folder = Path(tmp)
         jwks = s.write_jwks(folder / "jwks.json", s.public_jwk(key, KID, "RS384"))
-        config = s.write_config(folder, jwks, base_url=base)
+        config = s.write_config(folder, jwks, base_url=base, fhir_servers=(fhir_base,), allow_loopback_fhir=True)
         log = folder / "server.log"
         print(f"server: {args.workers} worker(s) on {base}, JWT RS384 via jwks_file; "
               f"{os.cpu_count()} CPU(s)")
@@ -289,7 +380,7 @@ def main() -> int:
             now = time.time()
             tokens = [
                 jwt.encode(
-                    {"iss": ISS, "aud": aud, "iat": int(now), "exp": int(now + 900), "jti": f"bench-{i}-{now}"},
+                    {"iss": ISS, "aud": aud, "iat": int(now), "exp": int(now + 290), "jti": f"bench-{i}-{now}"},
                     key, algorithm="RS384", headers={"kid": KID, "typ": "JWT"},
                 )
                 for i in range(total * (2 if args.rate else 1))
@@ -308,6 +399,7 @@ def main() -> int:
             if args.rate:
                 paced = _measured(server.pid, {**common, "url": aud, "method": "POST", "body": payload,
                                       "tokens": tokens[total:], "rate": args.rate})
+            abuse = _abuse_phase(args, key, base, aud, fhir_port, fhir_base, payload) if args.abuse else None
         finally:
             server.terminate()
             try:
@@ -326,6 +418,20 @@ def main() -> int:
         if r["error_kinds"]:
             print(f"  errors: {r['error_kinds']}")
     print(f"ratio interpretation/healthz: {hook['rps'] / health['rps']:.2f}")
+    abuse_ok = True
+    if abuse is not None:
+        print(f"\nabuse: {args.abuse} callers naming a fake FHIR server with huge pages, for {abuse['seconds']:.0f} s")
+        for name in ("healthz", "normal", "abusive"):
+            r = abuse[name]
+            print(f"  {name:<8} {r['rps']:7.1f} req/s  p50 {r['p50_ms']:8.2f}  p99 {r['p99_ms']:8.2f}  "
+                  f"max {r['max_ms']:8.2f} ms  errors {r['errors']}  n {r['requests']}"
+                  + (f"  {r['error_kinds']}" if r["error_kinds"] else ""))
+        abuse_ok = (
+            abuse["healthz"]["p99_ms"] <= 100 and abuse["healthz"]["errors"] == 0
+            and abuse["normal"]["errors"] == 0 and abuse["normal"]["requests"] > 0
+            and abuse["abusive"]["requests"] > 0
+        )
+        print(f"  target (healthz p99 <= 100 ms, normal calls all 200): {'met' if abuse_ok else 'NOT met'}")
     if hook["cpu_ms"] is not None:
         capacity = (os.cpu_count() or 1) * 1000 / hook["cpu_ms"]
         print(
@@ -346,7 +452,77 @@ def main() -> int:
     print(f"target (>= 300 req/s sustained, p99 <= 50 ms at the paced rate, 0 errors): {'met' if ok else 'NOT met'}")
     load = os.getloadavg()
     print(f"load average after the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other processes share these CPUs)")
-    return 0 if ok else 1
+    return 0 if ok and abuse_ok else 1
+
+
+def _abuse_phase(
+    args: argparse.Namespace, key: Any, base: str, aud: str, fhir_port: int, fhir_base: str, payload: str
+) -> dict[str, Any]:
+    import httpx
+    import jwt
+    from tests.service import _support as s
+
+    fake = subprocess.Popen([sys.executable, __file__, "--fake-fhir", str(fhir_port)], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert fake.stdout is not None
+        print(fake.stdout.readline().strip())
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{fhir_base}/Patient/x", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        duration = args.duration
+        now = time.time()
+
+        def signed(n: int, tag: str) -> list[str]:
+            return [
+                jwt.encode({"iss": ISS, "aud": aud, "iat": int(now), "exp": int(now + 290), "jti": f"{tag}-{i}-{now}"},
+                           key, algorithm="RS384", headers={"kid": KID, "typ": "JWT"})
+                for i in range(n)
+            ]
+
+        def abusive_body(kind: str) -> str:
+            body = s.patient_view({"patient": s.patient()}, fhir=True, fhirServer=fhir_base)
+            body["prefetch"]["observations"] = {
+                "resourceType": "Bundle", "type": "searchset", "entry": [],
+                "link": [{"relation": "next", "url": f"Observation?{kind}"}],
+            }
+            return json.dumps(body)
+
+        common = {"warmup": 0, "duration": duration, "client": "raw"}
+        n_huge = {"mixed": (args.abuse + 1) // 2, "huge": args.abuse, "many": 0}[args.abuse_kind]
+        procs = []
+        for i in range(args.abuse):
+            kind = "huge" if i < n_huge else "many"
+            procs.append(_start_loadgen({**common, "url": aud, "method": "POST", "body": abusive_body(kind),
+                                         "tokens": signed(400, f"abuse{i}"), "max_requests": 400, "concurrency": 1,
+                                         "expect": [200, 412, 503]}))
+        time.sleep(0.5)  # let the abusive calls get going
+        health = _start_loadgen({**common, "url": f"{base}/healthz", "method": "GET", "body": None, "tokens": [],
+                                 "max_requests": int(50 * duration) + 1, "concurrency": 4, "rate": 50.0})
+        normal = _start_loadgen({**common, "url": aud, "method": "POST", "body": payload,
+                                 "tokens": signed(int(20 * duration) + 1, "normal"),
+                                 "max_requests": int(20 * duration) + 1, "concurrency": 4, "rate": 20.0})
+        results = {"healthz": _finish_loadgen(health, duration + 60), "normal": _finish_loadgen(normal, duration + 60)}
+        abusive = [_finish_loadgen(p, duration + 120) for p in procs]
+        merged: dict[str, Any] = {"requests": 0, "errors": 0, "error_kinds": {}, "rps": 0.0,
+                                  "p50_ms": max(r["p50_ms"] for r in abusive), "p99_ms": max(r["p99_ms"] for r in abusive),
+                                  "max_ms": max(r["max_ms"] for r in abusive)}
+        for r in abusive:
+            merged["requests"] += r["requests"]
+            merged["errors"] += r["errors"]
+            merged["rps"] += r["rps"]
+            for k, v in r["error_kinds"].items():
+                merged["error_kinds"][k] = merged["error_kinds"].get(k, 0) + v
+        results["abusive"] = merged
+        results["seconds"] = duration
+        return results
+    finally:
+        fake.terminate()
+        fake.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -61,10 +61,16 @@ def write_jwks(path: Path, *keys: dict[str, Any]) -> Path:
     return path
 
 
-def write_config(folder: Path, jwks: Path, *, base_url: str = BASE, **extra: Any) -> Path:
+FHIR_SERVER = "https://ehr.example.org/fhir"
+
+
+def write_config(
+    folder: Path, jwks: Path, *, base_url: str = BASE, fhir_servers: tuple[str, ...] = (FHIR_SERVER,), **extra: Any
+) -> Path:
     lines = [f'base_url = "{base_url}"']
     lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
     lines += ["", "[[trusted_issuers]]", f'iss = "{ISS}"', f'jwks_file = "{jwks.name}"']
+    lines += [f"fhir_servers = {json.dumps(list(fhir_servers))}"]
     path = folder / "service.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -254,7 +260,7 @@ def patient_view(
     if prefetch_data is not None:
         body["prefetch"] = copy.deepcopy(prefetch_data)
     if fhir:
-        body["fhirServer"] = "https://ehr.example.org/fhir"
+        body["fhirServer"] = FHIR_SERVER
         body["fhirAuthorization"] = {
             "access_token": FHIR_TOKEN,
             "token_type": "Bearer",

@@ -55,7 +55,9 @@ class Server:
         return {"Authorization": f"Bearer {tok}"}
 
 
-def start_server(folder: Path, keys: tuple[Any, Any], *extra: str) -> Server:
+def start_server(
+    folder: Path, keys: tuple[Any, Any], *extra: str, fhir_servers: tuple[str, ...] = (s.FHIR_SERVER,)
+) -> Server:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     jwks = s.write_jwks(
@@ -63,7 +65,10 @@ def start_server(folder: Path, keys: tuple[Any, Any], *extra: str) -> Server:
         s.public_jwk(keys[0], s.RSA_KID, "RS384"),
         s.public_jwk(keys[1], s.EC_KID, "ES384"),
     )
-    config = s.write_config(folder, jwks, base_url=url, max_body_bytes=64 * 1024, fhir_timeout_seconds=5)
+    config = s.write_config(
+        folder, jwks, base_url=url, fhir_servers=fhir_servers, max_body_bytes=64 * 1024, fhir_timeout_seconds=5,
+        allow_loopback_fhir=True, header_timeout_seconds=1.0,
+    )
     log = folder / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -100,8 +105,11 @@ def keys() -> tuple[Any, Any]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Any, Any]) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("e2e"), keys)
+def server(
+    tmp_path_factory: pytest.TempPathFactory, keys: tuple[Any, Any], fhir_server: tuple[str, type[_FHIRHandler]]
+) -> Iterator[Server]:
+    # the fake FHIR server and a port where nothing listens are allowlisted (development setting)
+    srv = start_server(tmp_path_factory.mktemp("e2e"), keys, fhir_servers=(fhir_server[0], DEAD_FHIR))
     try:
         yield srv
     finally:
@@ -134,6 +142,9 @@ class _FHIRHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+DEAD_FHIR = f"http://127.0.0.1:{free_port()}/fhir"
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +230,7 @@ def test_replayed_token(server: Server) -> None:
     headers = server.headers(ec=True)
     assert post(server, s.patient_view(s.prefetch()), headers).status_code == 200
     r = post(server, s.patient_view(s.prefetch()), headers)
-    assert r.status_code == 401 and r.json()["message"] == "replayed jti"
+    assert r.status_code == 401 and r.json()["message"] == "invalid or missing credentials"
 
 
 def test_oversize_and_malformed(server: Server) -> None:
@@ -243,6 +254,87 @@ def test_oversize_and_malformed(server: Server) -> None:
     assert r.status_code == 400 and r.json()["error"] == "invalid_context"
 
 
+def _raw(server: Server, data: bytes, *, timeout: float = 10.0) -> tuple[bytes, float]:
+    """Send raw bytes; return everything the server answers until it closes, and the time."""
+    host, port = server.url.removeprefix("http://").split(":")
+    t0 = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out, time.monotonic() - t0
+
+
+def _status_and_json(raw: bytes) -> tuple[int, dict[str, Any]]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), head
+    return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+def test_oversized_headers_get_a_json_431(server: Server) -> None:
+    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (64 * 1024) + b"\r\n\r\n"
+    status, body = _status_and_json(_raw(server, req)[0])
+    assert status == 431 and body["error"] == "headers_too_large"
+    # the same head sent in pieces: refused by h11 while still incomplete, same answer
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        out = b""
+        try:
+            for at in range(0, len(req), 4096):
+                sock.sendall(req[at : at + 4096])
+                time.sleep(0.01)
+        except OSError:
+            pass
+        try:
+            while chunk := sock.recv(65536):
+                out += chunk
+        except ConnectionResetError:  # the server closed with our bytes still unread
+            pass
+    status, body = _status_and_json(out)
+    assert status == 431 and body["error"] == "headers_too_large"
+
+
+def test_malformed_request_line_gets_a_json_400(server: Server) -> None:
+    status, body = _status_and_json(_raw(server, b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n")[0])
+    assert status == 400 and body["error"] == "bad_request"
+
+
+def test_half_a_request_line_is_closed_in_bounded_time(server: Server) -> None:
+    for data in (b"POST /cds-services/b12-lab", b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n"):
+        out, took = _raw(server, data)
+        assert out == b"" and took < 5.0, (data, took)  # header_timeout_seconds = 1
+    # a slow trickle does not reset the clock
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        t0 = time.monotonic()
+        closed = False
+        for ch in b"GET /healthz HTTP/1.1\r\nHost: x\r\n":
+            try:
+                sock.sendall(bytes([ch]))
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.1)
+            if time.monotonic() - t0 > 5:
+                break
+        closed = closed or sock.recv(1) == b""
+        assert closed and time.monotonic() - t0 < 5
+
+
+def test_keep_alive_still_works_with_the_head_timer(server: Server) -> None:
+    with httpx.Client(timeout=10) as c:
+        for _ in range(3):
+            assert c.get(f"{server.url}/healthz").status_code == 200
+            time.sleep(0.6)  # each pause below the 1 s head limit, together above it
+
+
 def test_fetch_from_loopback_fhir_server(server: Server, fhir_server: tuple[str, type[_FHIRHandler]]) -> None:
     base, handler = fhir_server
     body = s.patient_view(None, fhir=True, fhirServer=base)
@@ -252,9 +344,19 @@ def test_fetch_from_loopback_fhir_server(server: Server, fhir_server: tuple[str,
     assert len(handler.seen) == 4
     assert all(auth == f"Bearer {s.FHIR_TOKEN}" for _, auth in handler.seen)
     # the FHIR server is gone: 412
-    body["fhirServer"] = f"http://127.0.0.1:{free_port()}/fhir"
-    r = post(server, body, server.headers())
-    assert r.status_code == 412 and r.json()["error"] == "precondition_failed"
+    body["fhirServer"] = DEAD_FHIR
+    gone = post(server, body, server.headers())
+    assert gone.status_code == 412 and gone.json()["error"] == "precondition_failed"
+    # another loopback port (not allowlisted), another path on the allowed server, a bad
+    # port: the same 412 text (no port scanning through the messages), nothing fetched
+    seen = len(handler.seen)
+    port = int(base.rsplit(":", 1)[1].split("/")[0])
+    for other in (f"http://127.0.0.1:{port + 1}/fhir", base + "/../admin", base.replace("/fhir", "/x"),
+                  "http://127.0.0.1:99999/fhir", "http://[::1/x"):
+        body["fhirServer"] = other
+        r = post(server, body, server.headers())
+        assert r.status_code == 412 and r.json()["message"] == gone.json()["message"], other
+    assert len(handler.seen) == seen
 
 
 def test_server_log_has_no_patient_data(server: Server) -> None:
@@ -291,7 +393,7 @@ def test_two_workers_share_the_replay_cache(tmp_path: Path, keys: tuple[Any, Any
         for _ in range(8):
             with httpx.Client(timeout=30) as fresh:
                 r = fresh.post(f"{srv.url}/cds-services/{s.INTERPRETATION}", json=s.patient_view(s.prefetch()), headers=headers)
-            assert r.status_code == 401 and r.json()["message"] == "replayed jti"
+            assert r.status_code == 401 and r.json()["message"] == "invalid or missing credentials"
         # TCP_NODELAY on the workers' connections: no ~40 ms Nagle/delayed-ACK stall per request
         with httpx.Client(timeout=30) as keep_alive:
             keep_alive.get(f"{srv.url}/healthz")

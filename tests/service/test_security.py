@@ -210,8 +210,10 @@ def test_spec_example_token_verifies_with_spec_jwks(tmp_path: Path) -> None:
         trusted_issuers=[TrustedIssuer(iss="https://fhir-ehr.example.com/", jwks_file=jwks)],
     )
     clock = FakeClock(1422568860 - 60)  # a minute before the example's exp
-    got = run(JWTVerifier(cfg, clock=clock).verify(header, cfg.audience("some-service")))
-    assert got["jti"] == "ee22b021-e1b7-4611-ba5b-8eec6a33ac1e"
+    # The example's iat is 3.5 years before its exp: signature, aud and iss check out (time
+    # claims are checked last), and then its lifetime is refused under the 300 s maximum.
+    with pytest.raises(AuthError, match="token lifetime too long"):
+        run(JWTVerifier(cfg, clock=clock).verify(header, cfg.audience("some-service")))
     clock.now = 1422568860 + LEEWAY_SECONDS + 1
     with pytest.raises(AuthError, match="token expired"):
         run(JWTVerifier(cfg, clock=clock).verify(header, cfg.audience("some-service")))
@@ -239,6 +241,11 @@ def test_expiry_leeway(verifier: JWTVerifier, rsa_key: rsa.RSAPrivateKey) -> Non
         ({"iat": int(NOW) + 60}, "token issued in the future"),
         ({"nbf": int(NOW) + 60}, "token not yet valid"),
         ({"exp": int(NOW + MAX_TOKEN_LIFETIME_SECONDS) + 60}, "token lifetime too long"),
+        # exp - iat longer than the maximum lifetime, though exp itself is near
+        ({"iat": int(NOW) - 300, "exp": int(NOW) + 60}, "token lifetime too long"),
+        # a day-old iat with a fresh-looking exp
+        ({"iat": int(NOW) - 86_400, "exp": int(NOW) + 60}, "token lifetime too long"),
+        ({"exp": 10**30}, "invalid claim exp"),
         ({"exp": "tomorrow"}, "invalid claim exp"),
         ({"iat": True}, "invalid claim iat"),
         ({"jti": ""}, "invalid claim jti"),
@@ -718,3 +725,16 @@ def test_validly_signed_arbitrary_claims_never_crash(
     except AuthError:
         return
     assert got["iss"] == ISS and isinstance(got["jti"], str) and got["jti"]
+
+
+def test_token_lifetime_is_configurable(jwks_path: Path, clock: FakeClock, rsa_key: rsa.RSAPrivateKey) -> None:
+    hour = claims(exp=int(NOW) + 3600, jti="hour")
+    strict = JWTVerifier(file_config(jwks_path), clock=clock)
+    assert reject(strict, f"Bearer {sign(rsa_key, 'RS384', 'rsa-1', hour)}") == "token lifetime too long"
+    config = file_config(jwks_path).model_copy(update={"max_token_lifetime_seconds": 3600.0})
+    lenient = JWTVerifier(config, clock=clock)
+    assert run(lenient.verify(f"Bearer {sign(rsa_key, 'RS384', 'rsa-1', hour)}", AUD))
+    # an iat older than the lifetime plus the clock skew is refused, whatever exp says
+    clock.now = NOW + 3600 + 61
+    stale = claims(iat=int(NOW), exp=int(NOW) + 3600, jti="stale")
+    assert reject(lenient, f"Bearer {sign(rsa_key, 'RS384', 'rsa-1', stale)}") == "token expired"

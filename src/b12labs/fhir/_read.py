@@ -27,7 +27,10 @@ What is read (docs/clinical-logic.md §2–§3; the code maps are ``reference_ra
 Resources that refer to more than one patient are refused (InvalidValueError).
 
 Whatever is not used is listed in ``Interpretation.ignored`` with the reason; one bad
-resource never fails the call. Reasons never contain a patient value.
+resource never fails the call. Reasons never contain a patient value. Two results of the same
+analyte with the same specimen time and different values are a *result conflict*: neither is
+used (each is listed with a reason starting :data:`CONFLICT_REASON`), since choosing one could
+reassure wrongly.
 """
 
 from __future__ import annotations
@@ -66,7 +69,10 @@ from ._common import (
     validate,
 )
 
-__all__ = ["ObservationResult", "interpret_fhir", "read_result"]
+__all__ = ["CONFLICT_REASON", "ObservationResult", "interpret_fhir", "read_result"]
+
+#: Start of the ``ignored`` reason of results that conflict with another (see the docstring).
+CONFLICT_REASON = "result conflict"
 
 #: SNOMED CT qualifier values for a qualitative result (IF antibody).
 _SNOMED_POSITIVE = "10828004"
@@ -394,6 +400,18 @@ def _ref_key(ref: str, urls: Mapping[str, Mapping[str, Any]]) -> str:
     return "/".join(parts[-2:]) if len(parts) >= 2 else ref
 
 
+def _value_key(analyte: str, m: Measurement) -> tuple[object, ...]:
+    """What makes two results of one analyte the same result (canonical value where known)."""
+    value: object = m.value
+    if m.value is not None and m.unit is not None:
+        try:
+            # three significant digits: the same result reported in two units is not a conflict
+            value = f"{convert(m.value, analyte, m.unit):.3g}"
+        except (InputError, ValueError, ArithmeticError):
+            value = (m.value, m.unit)
+    return (value, m.comparator, m.qualitative)
+
+
 # ---------------------------------------------------------------- the reader
 @dataclass(slots=True)
 class _Reader:
@@ -468,7 +486,7 @@ class _Reader:
 
     # -- resources
     def read(self, e: _Entry) -> None:
-        rtype = e.resource.get("resourceType")
+        rtype = as_str(e.resource.get("resourceType"))
         if rtype in _SUPPORT_TYPES:
             return
         if rtype not in _USED_TYPES:
@@ -485,6 +503,9 @@ class _Reader:
                 self.medication(e)
         except _Unusable as exc:
             self.ignore(e.label, str(exc))
+        except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError):
+            # A shape no check above foresaw: report it as unusable rather than fail the call.
+            self.ignore(e.label, "malformed resource (an element has the wrong type)")
 
     def _valid(self, r: Mapping[str, Any]) -> None:
         problem = validate(r)
@@ -494,6 +515,8 @@ class _Reader:
     def observation(self, e: _Entry) -> None:
         r = e.resource
         status = r.get("status")
+        if not isinstance(status, str):
+            raise _Unusable("missing or unknown Observation.status")
         if status in ("entered-in-error", "cancelled"):
             raise _Unusable(f"status {status}")
         if status not in _OBSERVATION_STATUSES:
@@ -728,6 +751,27 @@ class _Reader:
         if sex is not None:
             ctx["sex"] = sex
 
+    def drop_conflicts(self) -> None:
+        """Same analyte, same specimen time, different values: use neither (and say so)."""
+        groups: dict[tuple[str, dt.datetime], list[int]] = {}
+        for i, (analyte, when, _) in enumerate(self.results):
+            groups.setdefault((analyte, when), []).append(i)
+        drop: set[int] = set()
+        for (analyte, _), members in groups.items():
+            if len(members) < 2:
+                continue
+            keys = {_value_key(analyte, self.results[i][2][0]) for i in members}
+            if len(keys) > 1:
+                drop.update(members)
+                for i in members:
+                    self.ignore(
+                        self.results[i][2][1],
+                        f"{CONFLICT_REASON}: another {ANALYTES[analyte].short} result with the "
+                        "same specimen time has a different value; neither is used",
+                    )
+        if drop:
+            self.results = [r for i, r in enumerate(self.results) if i not in drop]
+
     def check_one_patient(self) -> None:
         keys = set(self.subjects)
         for _, p in self.patients:
@@ -762,6 +806,7 @@ def interpret_fhir(
     for e in collected.entries:
         reader.read(e)
     reader.check_one_patient()
+    reader.drop_conflicts()
 
     panel: dict[str, Measurement] = {}
     reference = dt.datetime.now(dt.UTC)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from ..models import Action as LibAction
@@ -30,6 +31,7 @@ from ._cdshooks import SUMMARY_MAX_CHARS, Action, Card, Link, Source, Suggestion
 
 __all__ = [
     "NO_ASSESSMENT",
+    "Unusable",
     "error_card",
     "interpretation_cards",
     "order_check_card",
@@ -226,10 +228,14 @@ def interpretation_cards(
     service_requests: Mapping[str, dict[str, Any]],
     missing_context: Sequence[str] = (),
     foreign: int = 0,
+    unusable: Sequence[Unusable] = (),
 ) -> list[Card]:
-    """The ``b12-lab-interpretation`` cards (see the module docstring)."""
+    """The ``b12-lab-interpretation`` cards (see the module docstring); with ``unusable``
+    results, a warning card naming them comes right after the status card (alone when there
+    is nothing else to say)."""
+    extra = [unusable_card(unusable, base_url)] if unusable else []
     if interp.status is NO_ASSESSMENT and not interp.findings:
-        return []
+        return extra
     reported = _reported(interp)
     loud = [f for f in interp.findings if f.severity in (Severity.warning, Severity.critical)]
     offered = {a for f in loud for a in f.actions}
@@ -262,8 +268,13 @@ def interpretation_cards(
         notes.append(f"Not considered (not available from the EHR): {names}.")
     if foreign:
         notes.append(f"{foreign} resource(s) naming another patient were ignored.")
-    if interp.ignored:
-        notes.append(f"{len(interp.ignored)} input(s) ignored (e.g. entered in error).")
+    if unusable:
+        notes.append(f"{len(unusable)} B12 work-up result(s) could not be used (see below).")
+    if len(interp.ignored) > len(unusable):
+        notes.append(
+            f"{len(interp.ignored) - len(unusable)} other input(s) ignored "
+            "(e.g. entered in error, superseded)."
+        )
     if interp.unrecognised_medications:
         notes.append(f"{len(interp.unrecognised_medications)} medication(s) not recognised.")
     detail += [f"_{md(n)}_" for n in notes]
@@ -285,7 +296,11 @@ def interpretation_cards(
         ],
         **_with_suggestions((a for a in interp.actions() if a not in offered), service_requests),
     )
-    return [status_card, *(_finding_card(f, interp, base_url, service_requests) for f in loud)]
+    return [
+        status_card,
+        *extra,
+        *(_finding_card(f, interp, base_url, service_requests) for f in loud),
+    ]
 
 
 def order_check_card(
@@ -380,6 +395,44 @@ def _order_name(resource: Mapping[str, Any]) -> str:
             if isinstance(c, dict) and (c.get("display") or c.get("code")):
                 return str(c.get("display") or c.get("code"))
     return "ServiceRequest"
+
+
+@dataclass(frozen=True)
+class Unusable:
+    """A B12 work-up result that was not used: its label (``Observation/id``), analyte key and
+    the value-free reason from the FHIR reader."""
+
+    label: str
+    analyte: str
+    reason: str
+    conflict: bool = False
+
+
+def unusable_card(items: Sequence[Unusable], base_url: str) -> Card:
+    """One ``warning`` card naming each work-up result that could not be used, and why: a
+    result that silently vanished could make the status look more reassuring than it is."""
+    names = ", ".join(dict.fromkeys(_short(u.analyte) for u in items))
+    if any(u.conflict for u in items):
+        summary = f"Result conflict ({names}): results not used; check the record"
+    else:
+        summary = f"{len(items)} B12 work-up result(s) could not be used ({names})"
+    detail = [
+        "These results are in the record but were **not used** in the interpretation; any "
+        "status shown was reached without them.",
+        "",
+        "| Result | Analyte | Why not used |",
+        "|---|---|---|",
+        *(f"| {md(u.label)} | {md(_short(u.analyte))} | {md(u.reason)} |" for u in items),
+        "",
+        "_Check these results (value, unit, date) in the record; decision support only._",
+    ]
+    return Card(
+        uuid=str(uuid.uuid4()),
+        summary=summary_text(summary),
+        detail="\n".join(detail),
+        indicator="warning",
+        source=Source(label="b12labs", url=_rule_url(base_url, None)),
+    )
 
 
 def error_card(message: str, base_url: str) -> Card:

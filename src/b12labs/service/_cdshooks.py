@@ -106,12 +106,20 @@ class FHIRAuthorization(_Incoming):
     ``access_token`` is excluded from ``repr`` so it does not end up in logs or tracebacks.
     """
 
-    access_token: str = Field(min_length=1, repr=False)
+    access_token: str = Field(min_length=1, max_length=16384, repr=False)
     token_type: str
     expires_in: int = Field(ge=0)
     scope: str
     subject: str
     patient: str | None = None
+
+    @field_validator("access_token")
+    @classmethod
+    def _token_chars(cls, value: str) -> str:
+        # It becomes an HTTP header value: printable ASCII only (RFC 6750 b64token and more).
+        if not value.isascii() or not value.isprintable() or " " in value:
+            raise ValueError("access_token must be printable ASCII without spaces")
+        return value
 
     @field_validator("token_type")
     @classmethod
@@ -132,7 +140,7 @@ class HookRequest(_Incoming):
 
     hook: str = Field(min_length=1)
     hookInstance: str = Field(min_length=1)
-    fhirServer: str | None = None
+    fhirServer: str | None = Field(default=None, max_length=2048)
     fhirAuthorization: FHIRAuthorization | None = None
     context: dict[str, Any]
     prefetch: dict[str, dict[str, Any] | None] | None = None

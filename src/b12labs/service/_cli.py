@@ -39,6 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip JWT verification (local demos only; logs a warning)",
     )
+    parser.add_argument(
+        "--fhir-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="FHIR base URL that requests may name as fhirServer when authentication is off "
+        "(repeatable; with JWT on, each trusted issuer's fhir_servers apply)",
+    )
+    parser.add_argument(
+        "--allow-loopback-fhir",
+        action="store_true",
+        help="allow loopback FHIR servers (localhost, 127.0.0.0/8, ::1) in the allowlists "
+        "(development only)",
+    )
     parser.add_argument("--log-level", choices=_LEVELS, default="info", help="default info")
 
 
@@ -100,17 +114,33 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         return _fail("--port must be between 0 and 65535")
     base_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+    servers: list[str] = list(getattr(args, "fhir_server", None) or [])
+    loopback = bool(getattr(args, "allow_loopback_fhir", False))
     try:
         if config_path is not None:
-            config = load_config(config_path, allow_unauthenticated=allow)
+            config = load_config(
+                config_path,
+                allow_unauthenticated=allow,
+                fhir_servers=servers,
+                allow_loopback_fhir=loopback,
+            )
         else:
-            config = ServiceConfig(base_url=base_url, allow_unauthenticated=True)
+            config = ServiceConfig(
+                base_url=base_url,
+                allow_unauthenticated=True,
+                fhir_servers=tuple(servers),
+                allow_loopback_fhir=loopback,
+            )
     except ConfigError as exc:
         return _fail(str(exc))
     except ValueError as exc:  # pydantic error of the fallback config (an odd --host)
         return _fail(f"cannot build a demo configuration: {exc}")
 
     import uvicorn
+
+    from ._uvicorn import ENV_HEADER_TIMEOUT, MAX_HEADER_BYTES
+
+    os.environ[ENV_HEADER_TIMEOUT] = str(config.header_timeout_seconds)
 
     common: dict[str, Any] = {
         "host": args.host,
@@ -120,8 +150,11 @@ def run(args: argparse.Namespace) -> int:
         "access_log": False,
         "server_header": False,
         "timeout_graceful_shutdown": 10,
-        # TCP_NODELAY on every connection (uvicorn's multi-worker sockets lack it: +40 ms)
+        # TCP_NODELAY on every connection (uvicorn's multi-worker sockets lack it: +40 ms),
+        # JSON bodies for the 400/431 answers of h11, a deadline for request heads
         "http": "b12labs.service._uvicorn:NoDelayHTTPProtocol",
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "timeout_keep_alive": 5,
     }
     if args.workers == 1:
         from .app import create_app
@@ -135,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         os.environ.pop("B12LABS_SERVICE_CONFIG", None)
         os.environ["B12LABS_SERVICE_BASE_URL"] = config.base_url
+    os.environ["B12LABS_SERVICE_FHIR_SERVERS"] = " ".join(servers)
+    os.environ["B12LABS_SERVICE_ALLOW_LOOPBACK_FHIR"] = "1" if loopback else ""
     if allow:
         os.environ["B12LABS_SERVICE_ALLOW_UNAUTHENTICATED"] = "1"
     else:

@@ -17,13 +17,16 @@ async def get_capped(
     """``(status, body)`` of a GET with no redirects, reading at most ``max_bytes``.
 
     The body is read only for status 200 (it is ``b""`` otherwise). Raises :class:`TooLarge`
-    past the cap, and lets ``httpx.HTTPError`` through for the caller to translate.
+    when the declared ``Content-Length`` or the bytes streamed pass the cap, and lets ``httpx.HTTPError`` through for the caller to translate.
     """
     async with client.stream(
         "GET", url, headers=headers, timeout=timeout, follow_redirects=False
     ) as response:
         if response.status_code != 200:
             return response.status_code, b""
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise TooLarge  # refused before a byte of the body is read
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():

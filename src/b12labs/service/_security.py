@@ -14,8 +14,12 @@ Policy implemented by :class:`JWTVerifier` (each failure raises :class:`AuthErro
   ES384; a JWK ``alg`` member, if any, must equal the header ``alg``).
 * Required claims: ``iss``, ``aud``, ``exp``, ``iat``, ``jti``. ``aud`` must be the audience passed
   in (a string, or a list containing it). Times are checked against the injected ``clock`` with
-  :data:`LEEWAY_SECONDS` of leeway; tokens valid for more than :data:`MAX_TOKEN_LIFETIME_SECONDS`
-  from now are refused (this keeps the replay cache bounded and honest).
+  :data:`LEEWAY_SECONDS` of leeway for ``exp``, ``nbf`` and an ``iat`` in the future. The
+  lifetime is bounded by the config's ``max_token_lifetime_seconds`` (default
+  :data:`MAX_TOKEN_LIFETIME_SECONDS`): ``exp - iat`` may not exceed it, ``exp`` may not lie
+  further ahead than it, and ``iat`` may not be older than it plus ``clock_skew_seconds``
+  (default :data:`CLOCK_SKEW_SECONDS`). Short lifetimes keep the replay cache bounded and a
+  captured token useless soon.
 * ``jti`` must not have been seen before for the same ``iss`` while the token is still valid.
 
 JWK Set caching: per issuer, loaded on first use; re-loaded when a token names an unknown
@@ -25,6 +29,9 @@ JWK Set caching: per issuer, loaded on first use; re-loaded when a token names a
 refresh fails the previous keys stay in use).
 
 Logging: only the reason, the ``iss`` and the ``kid`` are logged, never the token or other claims.
+:attr:`AuthError.reason` is for the log; the HTTP layer answers every failure with one text
+(:data:`PUBLIC_REASON`) so a caller cannot tell an unknown issuer from an unknown key or a bad
+signature.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from ._http import TooLarge, get_capped
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
+    "CLOCK_SKEW_SECONDS",
     "JTI_CACHE_MAX_ENTRIES",
     "JWKS_FILE_REFRESH_INTERVAL_SECONDS",
     "JWKS_MAX_AGE_SECONDS",
@@ -57,6 +65,7 @@ __all__ = [
     "JWKS_URL_REFRESH_INTERVAL_SECONDS",
     "LEEWAY_SECONDS",
     "MAX_TOKEN_LIFETIME_SECONDS",
+    "PUBLIC_REASON",
     "REQUIRED_CLAIMS",
     "AuthError",
     "JWTVerifier",
@@ -70,8 +79,13 @@ ALLOWED_ALGORITHMS: Final = frozenset({"RS384", "ES384"})
 REQUIRED_CLAIMS: Final = ("iss", "aud", "exp", "iat", "jti")
 #: Clock-skew tolerance for ``exp``, ``iat`` and ``nbf``.
 LEEWAY_SECONDS: Final = 5.0
-#: Tokens whose ``exp`` lies further in the future than this are refused.
-MAX_TOKEN_LIFETIME_SECONDS: Final = 3600.0
+#: Default of ``max_token_lifetime_seconds``: the longest ``exp - iat`` accepted (and how far
+#: ahead ``exp`` may lie).
+MAX_TOKEN_LIFETIME_SECONDS: Final = 300.0
+#: Default of ``clock_skew_seconds``: how much older than the lifetime an ``iat`` may be.
+CLOCK_SKEW_SECONDS: Final = 60.0
+#: The one text a caller sees for every verification failure (the reason goes to the log).
+PUBLIC_REASON: Final = "invalid or missing credentials"
 #: Upper bound on remembered (iss, jti) pairs; when full (after purging expired ones) new tokens
 #: are refused ("replay cache full") rather than forgetting a still-valid jti.
 JTI_CACHE_MAX_ENTRIES: Final = 100_000
@@ -81,6 +95,8 @@ JWKS_MAX_AGE_SECONDS: Final = 3600.0
 JWKS_TIMEOUT_SECONDS: Final = 5.0
 JWKS_MAX_BYTES: Final = 256 * 1024
 _MAX_TOKEN_CHARS: Final = 16 * 1024
+#: Larger time claims are not dates (and would lose precision as floats).
+_MAX_TIME: Final = 2**53
 _MIN_RSA_BITS: Final = 2048
 _PRIVATE_JWK_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _SUPPORTED_CRIT: Final = frozenset[str]()
@@ -429,17 +445,20 @@ class JWTVerifier:
             raise AuthError("invalid token") from None
 
         now = self._clock()
+        lifetime = self._config.max_token_lifetime_seconds
         exp, iat, nbf, jti = claims["exp"], claims["iat"], claims.get("nbf"), claims["jti"]
-        if not _is_number(exp):
+        if not _is_number(exp) or abs(exp) > _MAX_TIME:
             raise AuthError("invalid claim exp")
-        if not _is_number(iat):
+        if not _is_number(iat) or abs(iat) > _MAX_TIME:
             raise AuthError("invalid claim iat")
         if exp <= now - LEEWAY_SECONDS:
             raise AuthError("token expired")
-        if exp > now + MAX_TOKEN_LIFETIME_SECONDS:
+        if exp > now + lifetime + LEEWAY_SECONDS or exp - iat > lifetime:
             raise AuthError("token lifetime too long")
         if iat > now + LEEWAY_SECONDS:
             raise AuthError("token issued in the future")
+        if now - iat > lifetime + self._config.clock_skew_seconds:
+            raise AuthError("token issued too long ago")
         if nbf is not None and (not _is_number(nbf) or nbf > now + LEEWAY_SECONDS):
             raise AuthError("token not yet valid")
         if not isinstance(jti, str) or not jti:

@@ -9,15 +9,19 @@ Endpoints (``{id}`` is ``b12-lab-interpretation`` or ``b12-order-check``):
 ``POST /cds-services/{id}/feedback``           card feedback; only counts are kept (JWT, ``aud`` =
                                                the feedback URL or the service URL)
 ``GET  /healthz``                              liveness, no authentication, no data
+``GET  /openapi.json``                         OpenAPI 3.1 document of these endpoints
 ``GET  /rules``, ``GET /rules/{CODE}``         rule pages that cards link to (HTML, public)
 =============================================  ====================================================
 
-Status codes: 200; 400 malformed JSON, a body that is not a hook request, a ``hook`` other than
-the service's, or a context that does not fit the hook; 401 missing/invalid JWT (with
-``WWW-Authenticate: Bearer``); 404 unknown service id or path; 405 wrong method; 412 required
-FHIR data neither prefetched nor fetchable; 413 body larger than ``max_body_bytes`` (declared
-``Content-Length`` or counted while streaming); 415 a non-JSON ``Content-Type``; 500 unexpected
-errors. Every error body is JSON: ``{"error": <code>, "message": <text>, "request_id": <id>}``.
+Status codes: 200; 400 malformed JSON (or past the depth/number limits of :mod:`._limits`),
+a body that is not a hook request, a ``hook`` other than the service's, or a context that
+does not fit the hook; 401 missing/invalid JWT (with ``WWW-Authenticate: Bearer``; one text
+for every failure); 404 unknown service id or path; 405 wrong method; 412 required FHIR data
+neither prefetched nor obtainable from an allowlisted ``fhirServer`` (one text; the detail is
+logged); 413 body larger than ``max_body_bytes`` (declared ``Content-Length`` or counted while
+streaming); 415 a ``Content-Type`` other than ``application/json`` / ``application/*+json``;
+431 a request head over 16 KiB; 503 the call's deadline passed during interpretation; 500
+unexpected errors. Every error body is JSON: ``{"error": <code>, "message": <text>, "request_id": <id>}``.
 
 Logging (logger ``b12labs.service``): one access line per request with the request id (taken
 from a well-formed ``X-Request-ID`` header or generated, and echoed back), method, route
@@ -28,6 +32,7 @@ result), no tokens. Unexpected exceptions are logged as their type and stack fra
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -36,6 +41,7 @@ import traceback
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, Final, Protocol
 
@@ -51,6 +57,7 @@ from .._version import __version__
 from ..errors import B12LabsError
 from ..models import Interpretation
 from ._cards import (
+    Unusable,
     error_card,
     interpretation_cards,
     order_check_card,
@@ -67,14 +74,18 @@ from ._hooks import (
     discovery,
     validate_context,
 )
-from ._prefetch import Collected, PreconditionFailed, collect
+from ._limits import MAX_HEADER_BYTES, JSONLimitError, loads_limited
+from ._openapi import openapi_document
+from ._prefetch import PUBLIC_412, Collected, Limits, PreconditionFailed, collect
 from ._rules_page import HTML_HEADERS, rule_page, rules_index
-from ._security import AuthError, JWTVerifier
+from ._security import PUBLIC_REASON, AuthError, JWTVerifier
 
 __all__ = [
+    "ENV_ALLOW_LOOPBACK_FHIR",
     "ENV_ALLOW_UNAUTHENTICATED",
     "ENV_BASE_URL",
     "ENV_CONFIG",
+    "ENV_FHIR_SERVERS",
     "ENV_REPLAY_DB",
     "app_from_env",
     "create_app",
@@ -88,9 +99,14 @@ ENV_CONFIG: Final = "B12LABS_SERVICE_CONFIG"
 ENV_ALLOW_UNAUTHENTICATED: Final = "B12LABS_SERVICE_ALLOW_UNAUTHENTICATED"
 ENV_BASE_URL: Final = "B12LABS_SERVICE_BASE_URL"
 ENV_REPLAY_DB: Final = "B12LABS_SERVICE_REPLAY_DB"
+ENV_FHIR_SERVERS: Final = "B12LABS_SERVICE_FHIR_SERVERS"
+ENV_ALLOW_LOOPBACK_FHIR: Final = "B12LABS_SERVICE_ALLOW_LOOPBACK_FHIR"
 
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-_JSON_TYPES: Final = re.compile(r"application/(?:[\w.+-]+\+)?json", re.IGNORECASE)
+#: ``application/json`` or ``application/<x>+json``, exactly, optionally with parameters.
+_JSON_TYPES: Final = re.compile(
+    r"application/(?:[a-z0-9!#$&^_.-]+\+)?json[ \t]*(?:;.*)?", re.IGNORECASE | re.DOTALL
+)
 _API_HEADERS: Final = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
@@ -160,6 +176,21 @@ class _RequestLog:
         request_id = request_id or uuid.uuid4().hex
         info: dict[str, Any] = {"request_id": request_id, "route": "-", "service": "-"}
         scope["b12labs"] = info
+        head = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+        head += sum(len(n) + len(v) + 4 for n, v in scope.get("headers", ()))
+        if head > MAX_HEADER_BYTES:
+            # h11 checks the size only while a head is incomplete; one that arrived whole
+            # is refused here, with the same answer.
+            too_large = _error(
+                431,
+                "headers_too_large",
+                f"request head larger than {MAX_HEADER_BYTES} bytes",
+                request_id,
+                {"Connection": "close"},
+            )
+            await too_large(scope, receive, send)
+            _access.info("request_id=%s method=%s route=- status=431", request_id, "-")
+            return
         status = 500
         started = False
 
@@ -226,6 +257,11 @@ class _Service:
         self.interpret_fhir, self.to_fhir = _fhir_functions()
         self.warm_up()
         _ = self.client  # open it now (imports, CA bundle), not in the first request
+        # Interpretation is CPU work: a bounded pool keeps it off the event loop, so /healthz
+        # and other calls are answered while it runs.
+        self.pool = ThreadPoolExecutor(
+            max_workers=config.interpret_concurrency, thread_name_prefix="b12labs-interpret"
+        )
         self.feedback: Counter[tuple[str, str]] = Counter()
         self.discovery = json.dumps(discovery(), separators=(",", ":")).encode("utf-8")
 
@@ -289,6 +325,7 @@ class _Service:
         return self._client
 
     async def aclose(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
         self.verifier.close()
         if self._own_client and self._client is not None:
             await self._client.aclose()
@@ -296,18 +333,22 @@ class _Service:
 
     # -- building blocks --
 
-    async def authenticate(self, request: Request, audiences: Sequence[str]) -> None:
+    async def authenticate(self, request: Request, audiences: Sequence[str]) -> str | None:
+        """The verified ``iss`` (None when authentication is off); Problem 401 otherwise."""
         if self.config.allow_unauthenticated:
-            return
+            return None
         try:
-            await self.verifier.verify(request.headers.get("authorization"), audiences)
+            claims = await self.verifier.verify(request.headers.get("authorization"), audiences)
         except AuthError as exc:
             challenge = (
                 "Bearer" if exc.reason == "missing bearer token" else 'Bearer error="invalid_token"'
             )
+            # One text for every failure (the reason is in the verifier's log line).
             raise Problem(
-                401, "unauthorized", exc.reason, {"WWW-Authenticate": challenge}
+                401, "unauthorized", PUBLIC_REASON, {"WWW-Authenticate": challenge}
             ) from None
+        iss: str = claims["iss"]
+        return iss
 
     def check_declared_length(self, request: Request) -> None:
         declared = request.headers.get("content-length")
@@ -322,7 +363,7 @@ class _Service:
 
     async def read_json(self, request: Request) -> Any:
         ctype = request.headers.get("content-type")
-        if ctype is not None and not _JSON_TYPES.match(ctype.split(";", 1)[0].strip()):
+        if ctype is not None and not _JSON_TYPES.fullmatch(ctype.strip()):
             raise Problem(415, "unsupported_media_type", "the body must be application/json")
         limit = self.config.max_body_bytes
         chunks: list[bytes] = []
@@ -333,9 +374,9 @@ class _Service:
                 raise Problem(413, "payload_too_large", f"body exceeds {limit} bytes")
             chunks.append(chunk)
         try:
-            return json.loads(b"".join(chunks))
-        except (ValueError, UnicodeDecodeError):
-            raise Problem(400, "malformed_json", "the body is not valid JSON") from None
+            return loads_limited(b"".join(chunks))
+        except JSONLimitError as exc:
+            raise Problem(400, "malformed_json", f"the body is not usable JSON: {exc}") from None
 
     def service(self, request: Request, service_id: str) -> ServiceDef:
         service = SERVICES.get(service_id)
@@ -351,9 +392,11 @@ class _Service:
     async def hook_call(self, request: Request, service_id: str) -> Response:
         info = _info(request)
         info["route"] = "/cds-services/{id}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.call_deadline_seconds
         service = self.service(request, service_id)
         self.check_declared_length(request)
-        await self.authenticate(request, [self.config.audience(service.id)])
+        iss = await self.authenticate(request, [self.config.audience(service.id)])
         body = await self.read_json(request)
         if not isinstance(body, dict):
             raise Problem(400, "invalid_request", "the body must be a JSON object")
@@ -374,15 +417,54 @@ class _Service:
         except HookContextError as exc:
             raise Problem(400, "invalid_context", str(exc)) from None
 
+        limits = Limits(
+            deadline=deadline,
+            fhir_timeout=self.config.fhir_timeout_seconds,
+            max_pages=self.config.max_fhir_pages,
+            max_bytes=self.config.max_fhir_bytes,
+            max_resources=self.config.max_resources,
+        )
+        allowlist = self.config.fhir_allowlist(iss)
         if service.hook == "order-select":
-            cards = await self.order_check(hook_request, service, patient_id)
+            drafts = _retest_drafts(hook_request.context)
+            if not drafts:
+                cards: list[Card] = []
+            else:
+                collected = await self.gather(hook_request, service, patient_id, allowlist, limits)
+                cards = await self.off_loop(
+                    deadline, self.order_check, collected, drafts, patient_id
+                )
         else:
-            cards = await self.interpretation(hook_request, service, patient_id)
+            collected = await self.gather(hook_request, service, patient_id, allowlist, limits)
+            cards = await self.off_loop(deadline, self.interpretation, collected, patient_id)
         info["cards"] = len(cards)
         return _json(CDSResponse(cards=cards).to_wire())
 
+    async def off_loop(
+        self, deadline: float, fn: Callable[..., list[Card]], *args: Any
+    ) -> list[Card]:
+        """Run ``fn(*args)`` in the interpretation pool, within the call's deadline (503 after:
+        the work is abandoned if it has not started, and its result dropped if it has)."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.pool, fn, *args)
+        try:
+            return await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            _log.warning("call deadline passed before the interpretation finished")
+            raise Problem(
+                503,
+                "deadline_exceeded",
+                "the service could not answer within its time limit; try again later",
+                {"Retry-After": "5"},
+            ) from None
+
     async def gather(
-        self, hook_request: HookRequest, service: ServiceDef, patient_id: str
+        self,
+        hook_request: HookRequest,
+        service: ServiceDef,
+        patient_id: str,
+        allowlist: frozenset[str],
+        limits: Limits,
     ) -> Collected:
         try:
             return await collect(
@@ -390,10 +472,13 @@ class _Service:
                 service,
                 patient_id,
                 self.client,
-                timeout=self.config.fhir_timeout_seconds,
+                allowlist=allowlist,
+                limits=limits,
             )
         except PreconditionFailed as exc:
-            raise Problem(412, "precondition_failed", str(exc)) from None
+            # The detail names keys and reasons only (no URL, data or token).
+            _log.info("412: %s", exc)
+            raise Problem(412, "precondition_failed", PUBLIC_412) from None
 
     def interpret(self, collected: Collected) -> Interpretation | B12LabsError:
         try:
@@ -407,10 +492,8 @@ class _Service:
             return {}
         return service_requests_by_loinc(self.to_fhir(interp, subject=f"Patient/{patient_id}"))
 
-    async def interpretation(
-        self, hook_request: HookRequest, service: ServiceDef, patient_id: str
-    ) -> list[Card]:
-        collected = await self.gather(hook_request, service, patient_id)
+    def interpretation(self, collected: Collected, patient_id: str) -> list[Card]:
+        """The ``b12-lab-interpretation`` cards (runs in the interpretation pool)."""
         interp = self.interpret(collected)
         if isinstance(interp, B12LabsError):
             return [error_card(str(interp), self.config.base_url)]
@@ -420,15 +503,13 @@ class _Service:
             service_requests=self.proposals(interp, patient_id),
             missing_context=collected.missing,
             foreign=collected.foreign,
+            unusable=_unusable(interp, collected.resources),
         )
 
-    async def order_check(
-        self, hook_request: HookRequest, service: ServiceDef, patient_id: str
+    def order_check(
+        self, collected: Collected, drafts: list[dict[str, Any]], patient_id: str
     ) -> list[Card]:
-        drafts = _retest_drafts(hook_request.context)
-        if not drafts:
-            return []
-        collected = await self.gather(hook_request, service, patient_id)
+        """The ``b12-order-check`` card, if any (runs in the interpretation pool)."""
         interp = self.interpret(collected)
         if isinstance(interp, B12LabsError):
             return []
@@ -463,24 +544,63 @@ class _Service:
 
 
 def _retest_drafts(context: dict[str, Any]) -> list[dict[str, Any]]:
-    """Draft ServiceRequests (selected ones, when ``selections`` is given) for B12/active B12."""
+    """Draft ServiceRequests (selected ones, when ``selections`` is given) for B12/active B12.
+    Any shape is tolerated: what is not a coded ServiceRequest is not a retest draft."""
     selections = context.get("selections")
     selected = set(selections) if isinstance(selections, list) else None
+    draft = context.get("draftOrders")
+    entries = draft.get("entry") if isinstance(draft, dict) else None
     out = []
-    for entry in context["draftOrders"].get("entry") or ():
-        res = entry.get("resource")
+    for entry in entries if isinstance(entries, list) else ():
+        res = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(res, dict) or res.get("resourceType") != "ServiceRequest":
             continue
         if selected is not None and f"ServiceRequest/{res.get('id')}" not in selected:
             continue
-        codings = (res.get("code") or {}).get("coding") or ()
+        code = res.get("code")
+        codings = code.get("coding") if isinstance(code, dict) else None
         if any(
             isinstance(c, dict)
             and c.get("system") == "http://loinc.org"
+            and isinstance(c.get("code"), str)
             and c.get("code") in B12_RETEST_LOINCS
-            for c in codings
+            for c in (codings if isinstance(codings, list) else ())
         ):
             out.append(res)
+    return out
+
+
+#: ``ignored`` reasons that are deliberate choices, not a result the service failed to use.
+_NOT_A_PROBLEM: Final = ("superseded", "older than", "status entered-in-error", "status cancelled")
+
+
+def _unusable(interp: Interpretation, resources: Sequence[dict[str, Any]]) -> list[Unusable]:
+    """The ignored inputs that are B12 work-up results (an analyte's LOINC code) the reader
+    could not use. The resources were passed as a flat list, so their labels are
+    ``Type/id`` or ``Type #position`` (the reader's :func:`resource_label`)."""
+    from ..fhir._common import loinc_analyte, resource_label
+    from ..fhir._read import CONFLICT_REASON
+
+    analytes: dict[str, str] = {}
+    for i, res in enumerate(resources):
+        if res.get("resourceType") != "Observation":
+            continue
+        try:
+            analyte = loinc_analyte(res.get("code"))
+        except (TypeError, ValueError, AttributeError):
+            analyte = None
+        if analyte is not None:
+            analytes.setdefault(resource_label(res, i, None), analyte)
+    out = []
+    for item in interp.ignored:
+        analyte = analytes.get(item.source)
+        if analyte is None or item.reason.startswith(_NOT_A_PROBLEM):
+            continue
+        out.append(
+            Unusable(
+                item.source, analyte, item.reason, conflict=item.reason.startswith(CONFLICT_REASON)
+            )
+        )
     return out
 
 
@@ -521,6 +641,10 @@ def create_app(
         )
     elif not config.trusted_issuers:
         _log.warning("no trusted issuers configured: every CDS request will be refused (401)")
+    if config.allow_loopback_fhir:
+        _log.warning(
+            "loopback FHIR servers are allowed (allow_loopback_fhir): development setting only"
+        )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -532,9 +656,13 @@ def create_app(
         version=__version__,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
         lifespan=lifespan,
     )
+    # The document is built from the wire models (the handlers read raw requests, so FastAPI
+    # could not infer the bodies); see _openapi.
+    document = openapi_document()
+    app.openapi = lambda: document  # type: ignore[method-assign]
     app.state.service = svc
     app.add_middleware(_RequestLog)
 
@@ -574,7 +702,8 @@ def create_app(
     @app.get("/healthz")
     async def healthz(request: Request) -> Response:
         _info(request)["route"] = "/healthz"
-        return _json({"status": "ok", "version": __version__})
+        # No version: an unauthenticated caller learns nothing about the build.
+        return _json({"status": "ok"})
 
     @app.get("/rules", response_class=HTMLResponse)
     async def rules(request: Request) -> Response:
@@ -606,13 +735,19 @@ def app_from_env() -> FastAPI:
     from ._config import load_config
 
     allow = os.environ.get(ENV_ALLOW_UNAUTHENTICATED) == "1"
+    servers = os.environ.get(ENV_FHIR_SERVERS, "").split()
+    loopback = os.environ.get(ENV_ALLOW_LOOPBACK_FHIR) == "1"
     path = os.environ.get(ENV_CONFIG)
     if path:
-        config = load_config(path, allow_unauthenticated=allow)
+        config = load_config(
+            path, allow_unauthenticated=allow, fhir_servers=servers, allow_loopback_fhir=loopback
+        )
     elif allow:
         config = ServiceConfig(
             base_url=os.environ.get(ENV_BASE_URL, "http://127.0.0.1:8080"),
             allow_unauthenticated=True,
+            fhir_servers=tuple(servers),
+            allow_loopback_fhir=loopback,
         )
     else:
         raise RuntimeError(
