@@ -34,10 +34,21 @@ def _dask() -> Any:
 
 
 def _score_partition(
-    part: pd.DataFrame, cmap: ColumnMap, profile: Profile, decimal: str
+    part: pd.DataFrame,
+    cmap: ColumnMap,
+    profile: Profile,
+    decimal: str,
+    date_format: str | None = None,
 ) -> pd.DataFrame:
     # one thread per partition: Dask already runs partitions in parallel
-    scored = score_frame(part, profile=profile, decimal=decimal, column_map=cmap, threads=1)
+    scored = score_frame(
+        part,
+        profile=profile,
+        decimal=decimal,
+        column_map=cmap,
+        threads=1,
+        date_format=date_format,
+    )
     # plain strings across partitions: categories differ from one partition to the next,
     # and a Dask frame's metadata cannot know them in advance
     for name in scored.columns:
@@ -53,6 +64,7 @@ def score_dask(
     units: Mapping[str, str] | None = None,
     profile: str | Path | Profile = DEFAULT_PROFILE,
     decimal: str = ".",
+    date_format: str | None = None,
 ) -> Any:
     """Score a Dask DataFrame lazily; returns a Dask DataFrame with the ``b12labs_*`` columns.
 
@@ -62,8 +74,8 @@ def score_dask(
     _dask()
     prof = load_profile(profile)
     cmap = detect_columns([str(c) for c in ddf.columns], mapping=columns, units=units)
-    meta = _score_partition(ddf._meta.astype("string"), cmap, prof, decimal)
-    return ddf.map_partitions(_score_partition, cmap, prof, decimal, meta=meta)
+    meta = _score_partition(ddf._meta.astype("string"), cmap, prof, decimal, date_format)
+    return ddf.map_partitions(_score_partition, cmap, prof, decimal, date_format, meta=meta)
 
 
 def score_file_dask(
@@ -96,8 +108,10 @@ def score_file_dask(
         )
     ddf = ddf.astype("string")
     check_units(ddf.head(1000, npartitions=-1), cmap)
-    meta = _score_partition(ddf._meta, cmap, profile, args.decimal)
-    scored = ddf.map_partitions(_score_partition, cmap, profile, args.decimal, meta=meta)
+    meta = _score_partition(ddf._meta, cmap, profile, args.decimal, args.date_format)
+    scored = ddf.map_partitions(
+        _score_partition, cmap, profile, args.decimal, args.date_format, meta=meta
+    )
     cluster: Any = None
     if args.scheduler:
         client: Any = distributed.Client(args.scheduler)  # type: ignore[no-untyped-call]

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .._comment import comment as build_comment
+from .._dates import parse_dates
 from .._engine import BAND_KEYS, SEX_CODES, TREATMENT_CODES, VECTOR, RawInputs
 from .._evaluate import evaluate, severity_rank
 from .._version import __version__
@@ -460,7 +461,9 @@ def _map_unique(series: pd.Series, fn: Any) -> tuple[list[Any], np.ndarray]:
     return [fn(u) for u in uniques], codes
 
 
-def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, Any]:
+def _context(
+    df: pd.DataFrame, cmap: ColumnMap, errors: _Errors, date_format: str | None = None
+) -> dict[str, Any]:
     n = len(df)
     ctx: dict[str, Any] = {}
     c = cmap.context
@@ -502,9 +505,20 @@ def _context(df: pd.DataFrame, cmap: ColumnMap, errors: _Errors) -> dict[str, An
         age, bad = _plain_numbers(df[c["age"]], upper=130.0)
         errors.cell(bad, c["age"], df[c["age"]], "not an age in years")
     elif "date_of_birth" in c and "collected_at" in c:
-        dob = pd.to_datetime(df[c["date_of_birth"]], errors="coerce", utc=True)
-        when = pd.to_datetime(df[c["collected_at"]], errors="coerce", utc=True)
+        # day/month order is never guessed (b12labs._dates); every unusable date says why
+        dob, dob_why = parse_dates(df[c["date_of_birth"]], date_format)
+        when, when_why = parse_dates(df[c["collected_at"]], date_format)
+        for col, why in ((c["date_of_birth"], dob_why), (c["collected_at"], when_why)):
+            bad = why != ""
+            errors.cell(bad, col, df[col], why)
         years = ((when - dob).dt.days / 365.2425).to_numpy(dtype=float, na_value=np.nan)
+        after = years < 0
+        errors.cell(
+            after,
+            c["date_of_birth"],
+            df[c["date_of_birth"]],
+            "date of birth after the collection date",
+        )
         age = np.where(years >= 0, np.floor(years), np.nan)
     ctx["age"] = age
 
@@ -665,6 +679,7 @@ def prepare(
     profile: Profile,
     decimal: str = ".",
     threads: int | None = None,
+    date_format: str | None = None,
 ) -> Prepared:
     """Parse and normalise a frame's cells into the engine's column inputs."""
     n = len(df)
@@ -699,7 +714,7 @@ def prepare(
                 df[a.value],
                 "outside the plausible range, not used (check the value and its unit)",
             )
-    ctx = _context(df, cmap, errors)
+    ctx = _context(df, cmap, errors, date_format)
     raw = RawInputs(
         values={k: v for k, v in values.items() if k != "if_antibody"},
         cmp=cmp,
@@ -876,6 +891,7 @@ def score_frame(
     decimal: str = ".",
     column_map: ColumnMap | None = None,
     threads: int | None = None,
+    date_format: str | None = None,
 ) -> pd.DataFrame:
     """Score a wide frame (one row per patient/specimen) with the whole rule catalogue.
 
@@ -886,6 +902,10 @@ def score_frame(
     (``b12_pmol_l`` …): exactly one output row per input row, in order. A bad cell does not
     stop the row: it is scored on its valid values and ``b12labs_error`` says which column,
     value and why.
+
+    Dates (date of birth, collection date) are ISO 8601 unless ``date_format`` (a ``strftime``
+    pattern such as ``"%d/%m/%Y"``) says otherwise: day/month order is never guessed, and an
+    unreadable, future or impossible date is an error for its row.
 
     Analyte columns of frames of 20 000 rows or more are parsed in ``threads`` parallel
     threads (default: one per core, at most 8; ``1`` for none); the result is the same.
@@ -900,7 +920,7 @@ def score_frame(
     prof = load_profile(profile)
     cmap = column_map or detect_columns([str(c) for c in df.columns], mapping=columns, units=units)
     check_units(df, cmap)
-    prep = prepare(df, cmap, prof, decimal, threads)
+    prep = prepare(df, cmap, prof, decimal, threads, date_format)
     out = score_prepared(prep, prof)
     result = df.copy(deep=False)
     for name in out:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._dates import parse_dates
 from ..errors import B12LabsError, InputFormatError
 from ..models import QUALITATIVE_NEEDS_CUTOFF
 from ..panels import DEFAULT_WINDOW_DAYS, episode_ids
@@ -143,6 +144,7 @@ class LongScorer:
     profile: Profile
     window_days: float = DEFAULT_WINDOW_DAYS
     decimal: str = "."
+    date_format: str | None = None
     columns: list[str] = field(default_factory=list)
     _carry: pd.DataFrame | None = None
     _done: set[str] = field(default_factory=set)
@@ -165,7 +167,12 @@ class LongScorer:
             self._carry = chunk[keep]
             chunk = chunk[~keep]
             pids = pids[~keep]
-        seen_here = pd.unique(pids)
+        self._check_sorted(pids)
+        return self._score(chunk)
+
+    def _check_sorted(self, pids: np.ndarray) -> None:
+        """Refuse a patient seen again after other patients' rows (blank ids are rejected rows)."""
+        seen_here = [p for p in pd.unique(pids) if str(p).strip()]
         again = [p for p in seen_here if p in self._done]
         if again:
             raise InputFormatError(
@@ -174,19 +181,21 @@ class LongScorer:
                 "the file's row count to load it whole."
             )
         self._done.update(seen_here)
-        return _score_long_block(chunk, self.roles, self.profile, self.window_days, self.decimal)
+
+    def _score(self, block: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return _score_long_block(
+            block, self.roles, self.profile, self.window_days, self.decimal, self.date_format
+        )
 
     def finish(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         if self._carry is None:
-            return _score_long_block(
-                pd.DataFrame(columns=[*self.columns, "__row"]),
-                self.roles,
-                self.profile,
-                self.window_days,
-                self.decimal,
-            )
+            return self._score(pd.DataFrame(columns=[*self.columns, "__row"]))
         block, self._carry = self._carry, None
-        return _score_long_block(block, self.roles, self.profile, self.window_days, self.decimal)
+        # the last patient's rows, carried from the previous chunk, are checked like any other
+        self._check_sorted(
+            block[self.roles["patient_id"]].astype("string").fillna("").to_numpy(dtype=object)
+        )
+        return self._score(block)
 
 
 def _reject(block: pd.DataFrame, mask: np.ndarray, reasons: np.ndarray | str) -> pd.DataFrame:
@@ -202,6 +211,7 @@ def _score_long_block(
     profile: Profile,
     window_days: float,
     decimal: str,
+    date_format: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     n = len(block)
     rejects: list[pd.DataFrame] = []
@@ -228,15 +238,29 @@ def _score_long_block(
                 ),
             )
         )
-    times = pd.to_datetime(
-        block[roles["collected_at"]].astype("string"), errors="coerce", utc=True, format="mixed"
-    )
+    times, time_reasons = parse_dates(block[roles["collected_at"]], date_format)
+    times.index = block.index
     no_time = times.isna().to_numpy() & ~unknown
     if no_time.any():
-        rejects.append(_reject(block, no_time, "no usable collection time"))
+        time_why = np.where(
+            time_reasons != "",
+            np.array([f"collection time {r}" for r in time_reasons], dtype=object),
+            "no collection time",
+        )
+        rejects.append(_reject(block, no_time, time_why))
+    # a row without a patient id is never pooled with other such rows into one patient
+    no_pid = (
+        (block[roles["patient_id"]].astype("string").str.strip().fillna("") == "").to_numpy(
+            dtype=bool
+        )
+        & ~unknown
+        & ~no_time
+    )
+    if no_pid.any():
+        rejects.append(_reject(block, no_pid, "no patient id (rows without one are not pooled)"))
     values = _text(block[roles["value"]])
     units = _text(block[roles["unit"]]) if "unit" in roles else np.full(n, "", dtype=object)
-    ok = ~unknown & ~no_time
+    ok = ~unknown & ~no_time & ~no_pid
     empty = ok & (
         np.array([v.strip() == "" for v in values], dtype=bool) if n else np.zeros(0, bool)
     )
@@ -355,10 +379,17 @@ def _score_long_block(
         )
         cmap.context[field_] = field_
     if "date_of_birth" in cmap.context:
-        wide["collected_at"] = wide["episode_end"]
+        # the age is computed against the episode's newest result, written in the layout the
+        # date of birth is read in
+        end = grouped["__time"].max()
+        wide["collected_at"] = (
+            end.dt.strftime(date_format) if date_format else wide["episode_end"]
+        ).astype("string")
         cmap.context["collected_at"] = "collected_at"
     wide = wide.reset_index(drop=True)
-    scored = score_frame(wide, profile=profile, decimal=decimal, column_map=cmap)
+    scored = score_frame(
+        wide, profile=profile, decimal=decimal, column_map=cmap, date_format=date_format
+    )
     if "collected_at" in scored.columns and "date_of_birth" in cmap.context:
         scored = scored.drop(columns=["collected_at"])
     return scored, reject_frame
@@ -375,6 +406,7 @@ def score_long(
     window_days: float = DEFAULT_WINDOW_DAYS,
     profile: str | Path | Profile = DEFAULT_PROFILE,
     decimal: str = ".",
+    date_format: str | None = None,
     id_col: str | None = None,
     time_col: str | None = None,
     test_col: str | None = None,
@@ -386,7 +418,9 @@ def score_long(
     ``episodes`` has one row per episode: ``patient_id``, ``episode_start``, ``episode_end``,
     the panel's result columns, then the ``b12labs_*`` and canonical value columns.
     ``rejects`` keeps every row that could not be used: ``b12labs_row`` (1-based input row),
-    the original columns, and ``b12labs_reject_reason``.
+    the original columns, and ``b12labs_reject_reason``. Collection times are ISO 8601 unless
+    ``date_format`` (a ``strftime`` pattern, e.g. ``"%d/%m/%Y"``) says otherwise: day/month
+    order is never guessed.
     """
     if window_days <= 0:
         raise InputFormatError("the episode window must be a positive number of days")
@@ -401,7 +435,11 @@ def score_long(
         },
     )
     scorer = LongScorer(
-        roles=roles, profile=load_profile(profile), window_days=window_days, decimal=decimal
+        roles=roles,
+        profile=load_profile(profile),
+        window_days=window_days,
+        decimal=decimal,
+        date_format=date_format,
     )
     scored, rejects = scorer.feed(df.astype("string"), last=True)
     return scored, rejects

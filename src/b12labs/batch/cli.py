@@ -53,6 +53,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--decimal", choices=[".", ","], default=".", help="decimal separator in the values"
     )
+    p.add_argument(
+        "--date-format",
+        default=None,
+        metavar="PATTERN",
+        help="layout of the dates (strftime, e.g. %%d/%%m/%%Y); default ISO 8601 only: "
+        "day/month order is never guessed",
+    )
     p.add_argument("--sep", default=",", help="CSV field separator (default ,)")
     p.add_argument(
         "--encoding", default=None, help="input text encoding (default UTF-8, with or without BOM)"
@@ -200,6 +207,7 @@ def score_file(args: argparse.Namespace) -> dict[str, Any]:
                     decimal=args.decimal,
                     column_map=cmap,
                     threads=args.threads,
+                    date_format=args.date_format,
                 )
                 writer.write(scored)
                 if summarise:
@@ -236,7 +244,11 @@ def score_file(args: argparse.Namespace) -> dict[str, Any]:
                 "--engine dask scores wide exports; long exports stream with the pandas engine"
             )
         scorer = LongScorer(
-            roles=roles, profile=profile, window_days=args.window, decimal=args.decimal
+            roles=roles,
+            profile=profile,
+            window_days=args.window,
+            decimal=args.decimal,
+            date_format=args.date_format,
         )
         writer = AtomicWriter(output, inputs=[path])
         rejects_path = (
