@@ -13,18 +13,21 @@ interval, so a censored value decides a band only when the band contains all of 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 import numpy as np
 
 from .profiles import Profile
 from .units import ANALYTES
+from .vocabulary import CONDITION_GROUPS
 
 __all__ = [
     "BAND_KEYS",
     "CMP_CODES",
+    "LIMIT_CHOICES",
     "NUMERIC_ANALYTES",
     "SCALAR",
     "SEX_CODES",
@@ -32,8 +35,12 @@ __all__ = [
     "TREATMENT_CODES",
     "VECTOR",
     "Facts",
+    "LimitChoice",
     "Measure",
     "RawInputs",
+    "StatusCode",
+    "applied_key",
+    "choose_limit",
     "derive",
 ]
 
@@ -53,16 +60,25 @@ BAND_KEYS: dict[str, tuple[str, ...]] = {
 SEX_CODES = {"female": 1, "male": 2}
 TREATMENT_CODES = {"oral": 1, "injection": 2}
 
-# status codes (docs/clinical-logic.md §6) and their names
-NOT_ASSESSED, DEFICIENT, UNINTERPRETABLE, PROBABLE, INDETERMINATE, UNLIKELY = range(6)
-STATUS_NAMES = (
-    "not_assessed",
-    "deficient",
-    "uninterpretable",
-    "probable",
-    "indeterminate",
-    "unlikely",
-)
+
+class StatusCode(IntEnum):
+    """The overall status of docs/clinical-logic.md §6 as rules and the batch scorer compare it.
+
+    An ``IntEnum`` so that it works unchanged in both shapes (``f.status == StatusCode.UNLIKELY``
+    on one panel and on a numpy array of codes); the public :class:`~b12labs.models.Status` is
+    the same list by name. The order is the order of §6 (first match wins).
+    """
+
+    NOT_ASSESSED = 0
+    DEFICIENT = 1
+    UNINTERPRETABLE = 2
+    PROBABLE = 3
+    INDETERMINATE = 4
+    UNLIKELY = 5
+
+
+#: Status names by code (the values of :class:`~b12labs.models.Status`).
+STATUS_NAMES: tuple[str, ...] = tuple(s.name.lower() for s in StatusCode)
 
 X = Any  # a float/bool (scalar shape) or a numpy array (vector shape)
 
@@ -279,22 +295,66 @@ REF_HIGH_REPLACES = {
 }
 REF_LOW_REPLACES = {"folate": "folate_low", "ferritin": "ferritin_low", "hb": "hb_anaemia"}
 
-INFLAMMATORY_CONDITIONS = (
-    "rheumatoid_arthritis",
-    "inflammatory_bowel_disease",
-    "crohns_disease",
-    "chronic_kidney_disease",
-    "heart_failure",
-)
-MALABSORPTION_CONDITIONS = (
-    "pernicious_anaemia",
-    "autoimmune_gastritis",
-    "gastrectomy",
-    "bariatric_surgery",
-    "ileal_resection",
-    "crohns_disease",
-    "coeliac_disease",
-)
+#: Condition groups of the vocabulary data (docs/clinical-logic.md §5 names their members).
+INFLAMMATORY_CONDITIONS = CONDITION_GROUPS["inflammatory"]
+MALABSORPTION_CONDITIONS = CONDITION_GROUPS["malabsorption"]
+DIET_CONDITIONS = CONDITION_GROUPS["diet"]
+
+
+@dataclass(frozen=True, slots=True)
+class LimitChoice:
+    """A limit whose profile key depends on the patient (age, sex, pregnancy).
+
+    ``which(raw, profile_values, xp)`` gives, in either shape, the index into ``keys`` of the
+    threshold that applies; ``also_uses`` are further profile keys the choice reads. This is
+    the one place that decides which limit applies: :func:`derive` compares with it, the
+    evidence names it, and the docs list every key a limit may stand for.
+    """
+
+    keys: tuple[str, ...]
+    which: Callable[[RawInputs, Mapping[str, float], Any], X]
+    also_uses: tuple[str, ...] = ()
+
+
+def _pregnant_which(raw: RawInputs, p: Mapping[str, float], xp: Any) -> X:
+    return xp.where(raw.pregnant, 1, 0)
+
+
+LIMIT_CHOICES: dict[str, LimitChoice] = {
+    # the under-65 limit when age is unknown (NaN compares false)
+    "mma_elevated": LimitChoice(
+        ("mma_elevated", "mma_elevated_older"),
+        lambda raw, p, xp: xp.where(raw.age >= p["mma_older_age"], 1, 0),
+        also_uses=("mma_older_age",),
+    ),
+    # male when sex is unknown or other: the higher, more sensitive limit
+    "hb_anaemia": LimitChoice(
+        ("hb_anaemia_male", "hb_anaemia_female", "hb_anaemia_pregnant"),
+        lambda raw, p, xp: xp.where(raw.pregnant, 2, xp.where(raw.sex == 1, 1, 0)),
+    ),
+    "hb_moderate": LimitChoice(("hb_moderate", "hb_moderate_pregnant"), _pregnant_which),
+    "hb_severe": LimitChoice(("hb_severe", "hb_severe_pregnant"), _pregnant_which),
+}
+
+
+def choose_limit(name: str, raw: RawInputs, p: Mapping[str, float], xp: Any) -> tuple[X, X]:
+    """(index of the key that applies, its value) for limit ``name``, in either shape."""
+    choice = LIMIT_CHOICES.get(name)
+    if choice is None:
+        return 0, p[name]
+    which = choice.which(raw, p, xp)
+    values = [p[k] for k in choice.keys]
+    if xp is SCALAR:
+        return which, values[which]
+    return which, np.choose(np.asarray(which, dtype=np.int64), values)
+
+
+def applied_key(f: Facts, name: str) -> str:
+    """The profile key of limit ``name`` that applied to this panel (scalar shape)."""
+    choice = LIMIT_CHOICES.get(name)
+    if choice is None:
+        return name
+    return choice.keys[int(f.limit_which.get(name, 0))]
 
 
 class Facts:
@@ -310,7 +370,7 @@ class Facts:
         self.profile = profile
         self.xp = xp
         self.fired: dict[str, X] = {}
-        self.status: X = NOT_ASSESSED
+        self.status: X = StatusCode.NOT_ASSESSED
 
     def cond(self, name: str) -> X:
         return self.raw.conditions.get(name, False)
@@ -356,7 +416,8 @@ class Facts:
     crp: Measure
     limit: dict[str, X]
     limit_from_lab: dict[str, X]
-    hb_limit_which: X
+    #: index into LIMIT_CHOICES[name].keys of the limit that applied, for chosen limits
+    limit_which: dict[str, X]
 
     # derived features (bools/floats, or arrays of them), set by derive()
     anaemia: X
@@ -394,7 +455,6 @@ class Facts:
     malabsorption: X
     marked_macrocytosis: X
     mma_elevated: X
-    mma_limit_older: X
     mma_marked: X
     mma_not_elevated: X
     mma_renal_caveat: X
@@ -416,6 +476,13 @@ def _limit(f: Facts, xp: Any, name: str, base: X, lab: X) -> X:
     f.limit_from_lab[name] = has_lab
     value = xp.where(has_lab, lab, base)
     f.limit[name] = value
+    return value
+
+
+def _chosen(f: Facts, name: str) -> X:
+    """The profile value of chosen limit ``name`` for each panel, recording which key applied."""
+    which, value = choose_limit(name, f.raw, f.profile.canonical, f.xp)
+    f.limit_which[name] = which
     return value
 
 
@@ -441,6 +508,7 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     rh, rl = raw.ref_high, raw.ref_low
     f.limit = {}
     f.limit_from_lab = {}
+    f.limit_which = {}
     p = profile.canonical
     band = raw.band
 
@@ -475,15 +543,7 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     f.cobalamin_unlikely = f.b12_unlikely | f.holotc_unlikely
 
     # MMA: age-specific limit (under-65 limit when age unknown), lab ref_high replaces it
-    older = raw.age >= p["mma_older_age"]
-    f.mma_limit_older = older
-    mma_limit = _limit(
-        f,
-        xp,
-        "mma_elevated",
-        xp.where(older, p["mma_elevated_older"], p["mma_elevated"]),
-        rh.get("mma", _NAN),
-    )
+    mma_limit = _limit(f, xp, "mma_elevated", _chosen(f, "mma_elevated"), rh.get("mma", _NAN))
     f.mma_elevated = f.mma.gt(mma_limit)
     f.mma_not_elevated = f.mma.le(mma_limit)
     f.mma_undecided = f.mma.present & xp.not_(f.mma_elevated | f.mma_not_elevated)
@@ -513,18 +573,9 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     f.marked_macrocytosis = f.mcv.gt(p["mcv_marked"])
     f.rdw_high = f.rdw.gt(_limit(f, xp, "rdw_high", p["rdw_high"], rh.get("rdw", _NAN)))
 
-    pregnant = raw.pregnant
-    female = raw.sex == 1
-    # 0 male/unknown (the higher, more sensitive limit), 1 female, 2 pregnant
-    f.hb_limit_which = xp.where(pregnant, 2, xp.where(female, 1, 0))
-    hb_who = xp.where(
-        pregnant,
-        p["hb_anaemia_pregnant"],
-        xp.where(female, p["hb_anaemia_female"], p["hb_anaemia_male"]),
-    )
-    f.anaemia = f.hb.lt(_limit(f, xp, "hb_anaemia", hb_who, rl.get("hb", _NAN)))
-    f.anaemia_severe = f.hb.lt(xp.where(pregnant, p["hb_severe_pregnant"], p["hb_severe"]))
-    f.anaemia_moderate = f.hb.lt(xp.where(pregnant, p["hb_moderate_pregnant"], p["hb_moderate"]))
+    f.anaemia = f.hb.lt(_limit(f, xp, "hb_anaemia", _chosen(f, "hb_anaemia"), rl.get("hb", _NAN)))
+    f.anaemia_severe = f.hb.lt(_chosen(f, "hb_severe"))
+    f.anaemia_moderate = f.hb.lt(_chosen(f, "hb_moderate"))
 
     # iron; TSAT derived from iron and TIBC when it was not reported (docs/clinical-logic.md §2)
     derivable = (
@@ -571,7 +622,7 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     )
     f.under_age = raw.age < p["adult_age"]
     f.malabsorption = f.any_cond(MALABSORPTION_CONDITIONS)
-    f.diet = f.cond("vegan_diet") | f.cond("vegetarian_diet")
+    f.diet = f.any_cond(DIET_CONDITIONS)
     f.usable = f.b12.present | f.holotc.present | f.mma.present
     f.censored_undecided = f.b12_undecided | f.holotc_undecided | f.mma_undecided
     return f
@@ -612,6 +663,12 @@ def status(f: Facts) -> X:
             f.mma_elevated & xp.not_(f.renal),
             indeterminate,
         ],
-        [NOT_ASSESSED, DEFICIENT, UNINTERPRETABLE, PROBABLE, INDETERMINATE],
-        UNLIKELY,
+        [
+            StatusCode.NOT_ASSESSED,
+            StatusCode.DEFICIENT,
+            StatusCode.UNINTERPRETABLE,
+            StatusCode.PROBABLE,
+            StatusCode.INDETERMINATE,
+        ],
+        StatusCode.UNLIKELY,
     )

@@ -20,6 +20,7 @@ from ._engine import (
     TREATMENT_CODES,
     Facts,
     RawInputs,
+    applied_key,
 )
 from ._evaluate import evaluate
 from ._version import __version__
@@ -38,7 +39,7 @@ from .models import (
 )
 from .profiles import DEFAULT_PROFILE, THRESHOLDS, Profile, load_profile
 from .rules import CATALOGUE, Rule
-from .rules._registry import ActionSpec
+from .rules._registry import FIELDS, ActionSpec
 from .units import ANALYTES, convert, resolve_unit, round_sig
 from .vocabulary import NEUROLOGICAL_SYMPTOMS
 
@@ -154,7 +155,10 @@ class _Plan:
     actions: tuple[tuple[Any, Action, str], ...]  # (condition or None, action, comment phrase)
     parts: tuple[tuple[str, str | None], ...] | None  # compiled message template
     sources: tuple[str, ...]
-    special_evidence: bool  # evidence listed from the panel, not from the rule's pairs
+    evidence_of: str | None  # evidence listed from the panel, not from the rule's pairs
+    evidence_when: tuple[tuple[str, str], ...]
+    # (name, predicate, message, compiled message, evidence pairs) of each branch, in order
+    branches: tuple[tuple[str, Any, Any, tuple[tuple[str, str | None], ...] | None, Any], ...]
 
 
 def _actions(r: Rule) -> list[tuple[ActionSpec, Action]]:
@@ -173,7 +177,18 @@ def _plan(i: int, r: Rule) -> _Plan:
         actions=tuple((a.when, action, a.phrase()) for a, action in _actions(r)),
         parts=_compile_template(r.message) if isinstance(r.message, str) else None,
         sources=r.citations(),
-        special_evidence=r.code in ("VALUE_CENSORED", "VALUE_IMPLAUSIBLE"),
+        evidence_of=r.evidence_of,
+        evidence_when=r.evidence_when,
+        branches=tuple(
+            (
+                b.name,
+                b.when,
+                b.message,
+                _compile_template(b.message) if isinstance(b.message, str) else None,
+                b.evidence if b.evidence is not None else r.evidence,
+            )
+            for b in r.branches
+        ),
     )
 
 
@@ -201,6 +216,8 @@ def _profile_limit(
 
 
 _UNSET: Any = object()
+#: units as printed in messages where the canonical (UCUM) spelling is not what a clinician reads
+_UNIT_SHOWN = {"mL/min/{1.73_m2}": "mL/min/1.73m2"}
 
 
 class _View:
@@ -227,17 +244,6 @@ class _View:
         self.limits: dict[str, tuple[float, str, str | None, str, bool, str | None]] = {}
         self.evidence: dict[tuple[str, str | None], Evidence | None] = {}
 
-    # ---- limits: which profile key applies, and whether a lab interval replaced it
-    def limit_key(self, name: str) -> str:
-        f = self.facts
-        if name == "mma_elevated":
-            return "mma_elevated_older" if f.mma_limit_older else "mma_elevated"
-        if name == "hb_anaemia":
-            return ("hb_anaemia_male", "hb_anaemia_female", "hb_anaemia_pregnant")[f.hb_limit_which]
-        if name in ("hb_moderate", "hb_severe") and f.raw.pregnant:
-            return f"{name}_pregnant"
-        return name
-
     def limit(self, name: str) -> tuple[float, str, str | None, str, bool, str | None]:
         """(value, unit, source, threshold key, from lab, note) of a limit as compared.
 
@@ -251,14 +257,14 @@ class _View:
 
     def _limit(self, name: str) -> tuple[float, str, str | None, str, bool, str | None]:
         f = self.facts
-        key = self.limit_key(name)
+        key = applied_key(f, name)
         if f.limit_from_lab.get(name, False):
             canonical = ANALYTES[THRESHOLDS[key].kind].canonical_unit
             return (f.limit[name], canonical, "laboratory reference interval", key, True, None)
         note = None
         if (
             name == "hb_anaemia"
-            and f.hb_limit_which == 0
+            and f.limit_which["hb_anaemia"] == 0
             and self.context.sex in ("other", "unknown")
         ):
             note = "sex unknown or other: the higher (male) threshold applies"
@@ -288,7 +294,7 @@ class _View:
             return m.text()
         if key in THRESHOLDS or key in self.facts.limit or key == "hb_anaemia":
             value, unit, _, _, lab, _ = self.limit(key)
-            text = f"{value:g} {unit}"
+            text = f"{value:g} {_UNIT_SHOWN.get(unit, unit)}"
             return f"{text} (lab reference interval)" if lab else text
         if key == "symptoms":
             return ", ".join(s.replace("_", " ") for s in self.context.symptoms) or "none"
@@ -310,26 +316,39 @@ class _View:
             return ", ".join(f"{k} {m.text()}" for k, m in self.m.items() if m.comparator) or "none"
         if key == "implausible":
             return ", ".join(f"{k} {self.m[k].text()}" for k in self.implausible) or "none"
+        describe = FIELDS.get(key)
+        if describe is not None:
+            return describe(self)
         raise KeyError(key)
 
 
-def _evidence(p: _Plan, view: _View, used: Mapping[str, float]) -> tuple[Evidence, ...]:
+def _evidence(
+    p: _Plan,
+    view: _View,
+    used: Mapping[str, float],
+    pairs: tuple[tuple[str, str | None], ...],
+) -> tuple[Evidence, ...]:
     """The evidence of a fired rule: one item per (analyte, limit) pair with a result."""
-    if p.special_evidence:
-        if p.rule.code == "VALUE_CENSORED":
-            pairs = [k for k, m in view.m.items() if m.comparator]
+    if p.evidence_of is not None:
+        if p.evidence_of == "censored":
+            keys = [k for k, m in view.m.items() if m.comparator]
             censored = True
         else:
-            pairs = list(view.implausible)
+            keys = list(view.implausible)
             censored = False
         return tuple(
             ev
-            for ev in (_pair_evidence(view, used, k, None, censored) for k in pairs)
+            for ev in (_pair_evidence(view, used, k, None, censored) for k in keys)
             if ev is not None
         )
     cache = view.evidence
     out: list[Evidence] = []
-    for pair in p.rule.evidence:
+    f = view.facts
+    for pair in pairs:
+        if p.evidence_when and any(
+            pair[0] == analyte and not getattr(f, fact) for analyte, fact in p.evidence_when
+        ):
+            continue  # e.g. a normal RDW is not supporting evidence
         ev = cache.get(pair, _UNSET)
         if ev is _UNSET:
             ev = cache[pair] = _pair_evidence(view, used, pair[0], pair[1])
@@ -347,8 +366,6 @@ def _pair_evidence(
     derived_tsat = m is None and analyte == "tsat" and f.tsat_derived
     if m is None and not derived_tsat:
         return None
-    if limit == "rdw_high" and not f.rdw_high:
-        return None  # a high RDW is cited as supporting evidence; a normal one is not
     note: str | None = None
     limit_fields: dict[str, Any] = {}  # left out (defaults) when no limit was compared
     t_unit = t_key = None
@@ -410,12 +427,21 @@ def _censored_decided(f: Facts, analyte: str) -> str:
     return "used as its bound where the comparison is decided"
 
 
-def _message(p: _Plan, view: _View) -> str:
-    parts = p.parts
+def _render(message: Any, parts: tuple[tuple[str, str | None], ...] | None, view: _View) -> str:
     if parts is None:
-        message = p.rule.message
-        return message(view) if callable(message) else message.format_map(view)
+        return str(message(view) if callable(message) else message.format_map(view))
     return "".join([literal + view[name] if name else literal for literal, name in parts])
+
+
+def _branch(p: _Plan, f: Facts) -> tuple[str | None, Any, Any, tuple[tuple[str, str | None], ...]]:
+    """(branch name, message, compiled message, evidence pairs) of a fired rule: its first
+    branch that holds, or the rule's own message when it has no branches."""
+    for name, when, message, parts, pairs in p.branches:
+        if when(f, SCALAR):
+            return name, message, parts, pairs
+    if p.branches:  # the predicate fired but no branch claims it: a catalogue defect
+        raise AssertionError(f"{p.code}: fired without a branch that holds")
+    return None, p.rule.message, p.parts, p.rule.evidence
 
 
 def interpret(
@@ -467,15 +493,18 @@ def interpret(
         severity = _SEVERITIES[-neg_rank]
         if severity is Severity.critical:
             urgent.append(p.rule.title)
+        branch, message, parts, pairs = _branch(p, f)
+        finding = {} if branch is None else {"branch": branch}
         findings.append(
             _new_finding(
                 code=p.code,
                 severity=severity,
                 title=p.rule.title,
-                message=_message(p, view),
-                evidence=_evidence(p, view, used),
+                message=_render(message, parts, view),
+                evidence=_evidence(p, view, used, pairs),
                 actions=actions,
                 sources=p.sources,
+                **finding,
             )
         )
     status = STATUS_NAMES[f.status]

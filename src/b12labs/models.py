@@ -734,6 +734,9 @@ class Finding(_Out):
     evidence: tuple[Evidence, ...] = ()
     actions: tuple[Action, ...] = ()
     sources: tuple[str, ...] = ()
+    #: which of the rule's branches fired (rules with one way of firing have none); the
+    #: message and evidence are that branch's only
+    branch: str | None = None
 
 
 class IgnoredInput(_Out):

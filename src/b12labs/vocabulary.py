@@ -15,6 +15,7 @@ from .errors import VocabularyError
 
 __all__ = [
     "CONDITIONS",
+    "CONDITION_GROUPS",
     "MEDICATION_CLASSES",
     "NEUROLOGICAL_SYMPTOMS",
     "SYMPTOMS",
@@ -49,6 +50,22 @@ NEUROLOGICAL_SYMPTOMS: tuple[str, ...] = tuple(_VOCAB["symptoms"]["neurological"
 SYMPTOMS: tuple[str, ...] = NEUROLOGICAL_SYMPTOMS + tuple(_VOCAB["symptoms"]["other"])
 #: Medication classes of docs/clinical-logic.md §3.
 MEDICATION_CLASSES: tuple[str, ...] = tuple(_MEDS["classes"])
+
+
+def _groups(table: dict[str, list[str]], vocabulary: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for name, members in table.items():
+        unknown = sorted(set(members) - set(vocabulary))
+        if unknown:  # a data error, caught when the package is imported (and by the tests)
+            raise ValueError(f"vocabulary.toml [groups] {name}: not vocabulary terms: {unknown}")
+        out[name] = tuple(members)
+    return out
+
+
+#: Condition groups the rules read (``inflammatory``, ``malabsorption``, ``diet``), as data.
+CONDITION_GROUPS: dict[str, tuple[str, ...]] = _groups(
+    _VOCAB.get("groups", {}).get("conditions", {}), CONDITIONS
+)
 
 _CONDITION_TABLE = _synonym_table(_VOCAB["conditions"])
 _SYMPTOM_TABLE = _synonym_table(

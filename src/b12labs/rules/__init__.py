@@ -7,6 +7,7 @@ the order their module defines them (never the order modules happen to be import
 from __future__ import annotations
 
 from . import (  # noqa: F401  (importing registers the rules)
+    _fields,
     cobalamin,
     context,
     folate,

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._engine import LIMIT_CHOICES
 from ..models import Severity
 
 __all__ = [
     "CATALOGUE",
+    "FIELDS",
+    "RETIRED",
     "SOURCES",
     "TESTS",
     "ActionSpec",
+    "Branch",
     "Rule",
     "avoid",
+    "branch",
+    "message_field",
     "order",
     "review",
     "rule",
@@ -112,6 +118,39 @@ def avoid(text: str, when: Predicate | None = None) -> ActionSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Branch:
+    """One way a rule can fire, with the message (and evidence) that says what held.
+
+    A rule with branches fires when its predicate does; the *first* branch whose ``when`` holds
+    for the panel is the one reported (``Finding.branch``), and only its message and evidence
+    are shown, so a message never lists the rule's other branches (docs/clinical-logic.md §1).
+    ``evidence`` left as ``None`` uses the rule's own pairs.
+    """
+
+    name: str
+    when: Predicate
+    message: str | Callable[[Any], str]
+    evidence: tuple[tuple[str, str | None], ...] | None = None
+
+
+def branch(
+    name: str,
+    when: Predicate,
+    message: str | Callable[[Any], str],
+    evidence: Sequence[tuple[str, str | None]] | None = None,
+) -> Branch:
+    return Branch(name, when, message, tuple(evidence) if evidence is not None else None)
+
+
+#: Clinical-content version a rule appears in when its definition does not say otherwise.
+FIRST_VERSION = "1"
+
+#: Codes that were in an earlier catalogue and were retired: code -> (version retired, why).
+#: A retired code is never reused for another meaning (registration refuses it).
+RETIRED: dict[str, tuple[str, str]] = {}
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One rule of docs/clinical-logic.md §5: metadata and the predicate that evaluates it in both shapes.
 
@@ -136,11 +175,22 @@ class Rule:
     after_status: bool = False
     example: dict[str, Any] = field(default_factory=dict)
     uses: tuple[str, ...] = ()
+    branches: tuple[Branch, ...] = ()
+    since: str = FIRST_VERSION
+    #: evidence listed from the panel instead of from ``evidence``: ``"censored"`` (every
+    #: censored result) or ``"implausible"`` (every result outside its plausible range)
+    evidence_of: str | None = None
+    #: analyte -> fact that must hold for that analyte's evidence to be shown (a high RDW is
+    #: supporting evidence; a normal one is not)
+    evidence_when: tuple[tuple[str, str], ...] = ()
 
     def thresholds(self) -> tuple[str, ...]:
         """Profile threshold keys this rule compares with (for docs and audits)."""
         keys: list[str] = []
-        for _, limit in self.evidence:
+        pairs = list(self.evidence)
+        for b in self.branches:
+            pairs.extend(b.evidence or ())
+        for _, limit in pairs:
             if limit is not None:
                 keys.extend(LIMIT_KEYS.get(limit, (limit,)))
         keys.extend(self.uses)
@@ -150,10 +200,9 @@ class Rule:
         return _citations(self.sources)
 
 
-#: Effective limits that stand for several profile keys.
+#: Effective limits that stand for several profile keys (one table: the engine's choices).
 LIMIT_KEYS: dict[str, tuple[str, ...]] = {
-    "mma_elevated": ("mma_elevated", "mma_elevated_older", "mma_older_age"),
-    "hb_anaemia": ("hb_anaemia_male", "hb_anaemia_female", "hb_anaemia_pregnant"),
+    name: (*choice.keys, *choice.also_uses) for name, choice in LIMIT_CHOICES.items()
 }
 
 
@@ -163,6 +212,24 @@ def _citations(sources: tuple[str, ...]) -> tuple[str, ...]:
 
 
 CATALOGUE: list[Rule] = []
+
+#: Message fields rules define next to their rules: name -> function of the message view
+#: (reported values, effective limits, facts and context of one panel) giving the text.
+#: A field states only what holds for the panel (e.g. ``renal_basis`` names the eGFR only when
+#: one was reported), so templates need no branches of their own.
+FIELDS: dict[str, Callable[[Any], str]] = {}
+
+
+def message_field(name: str) -> Callable[[Callable[[Any], str]], Callable[[Any], str]]:
+    """Register the decorated function as message field ``{name}``."""
+
+    def register(fn: Callable[[Any], str]) -> Callable[[Any], str]:
+        if name in FIELDS:
+            raise ValueError(f"message field {name} registered twice")
+        FIELDS[name] = fn
+        return fn
+
+    return register
 
 
 def rule(
@@ -181,12 +248,26 @@ def rule(
     after_status: bool = False,
     example: dict[str, Any] | None = None,
     uses: Sequence[str] = (),
+    branches: Sequence[Branch] = (),
+    since: str = FIRST_VERSION,
+    evidence_of: str | None = None,
+    evidence_when: Mapping[str, str] | None = None,
 ) -> Callable[[Predicate], Predicate]:
     """Register the decorated predicate as rule ``code`` (catalogue order = definition order)."""
 
     def register(fn: Predicate) -> Predicate:
         if any(r.code == code for r in CATALOGUE):
             raise ValueError(f"rule code {code} registered twice")
+        if code in RETIRED:
+            retired_in, reason = RETIRED[code]
+            raise ValueError(
+                f"rule code {code} was retired in v{retired_in} ({reason}): use a new code"
+            )
+        if evidence_of not in (None, "censored", "implausible"):
+            raise ValueError(f"{code}: evidence_of must be 'censored' or 'implausible'")
+        names = [b.name for b in branches]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{code}: branch names repeat: {names}")
         for a in actions:
             if ";" in a.test:
                 raise ValueError(f"{code}: action text may not contain ';' (the batch separator)")
@@ -210,6 +291,10 @@ def rule(
                 after_status=after_status,
                 example=example or {},
                 uses=tuple(uses),
+                branches=tuple(branches),
+                since=since,
+                evidence_of=evidence_of,
+                evidence_when=tuple((evidence_when or {}).items()),
             )
         )
         return fn

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._engine import Facts, StatusCode
 from ..models import Severity
-from ._registry import order, review, rule
+from ._registry import branch, order, review, rule
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
@@ -27,31 +28,14 @@ INFO, WARNING = Severity.info, Severity.warning
     actions=(order("if_antibody"), review("coeliac serology if no other cause is found")),
     example={"panel": {"b12": "150 pg/mL"}},
 )
-def b12_deficient(f: Any, xp: Any) -> X:
+def b12_deficient(f: Facts, xp: Any) -> X:
     return f.b12_deficient
 
 
-def _b12_indeterminate_message(v: Any) -> str:
-    """Total B12 in the indeterminate band; with MMA present, what the MMA shows."""
-    text = (
-        "Total B12 {b12} is in the indeterminate band ({b12_deficient} to "
-        "{b12_indeterminate_upper}): deficiency is possible."
-    ).format_map(v)
-    f = v.facts
-    if f.mma.present:
-        if f.mma_elevated:
-            text += " MMA {mma} is above {mma_elevated}, which supports functional deficiency.".format_map(
-                v
-            )
-        elif f.mma_not_elevated:
-            text += " MMA {mma} is not elevated (limit {mma_elevated}): functional deficiency is less likely.".format_map(
-                v
-            )
-        else:
-            text += " MMA {mma} is censored and does not decide.".format_map(v)
-    else:
-        text += " Consider measuring methylmalonic acid (MMA)."
-    return text
+_B12_INDETERMINATE = (
+    "Total B12 {b12} is in the indeterminate band ({b12_deficient} to "
+    "{b12_indeterminate_upper}): deficiency is possible."
+)
 
 
 @rule(
@@ -61,7 +45,33 @@ def _b12_indeterminate_message(v: Any) -> str:
     escalate=lambda f, xp: xp.where(f.any_symptom, 2, 1),
     severity_note="warning when any symptom is present",
     title="Total B12 in the indeterminate band",
-    message=_b12_indeterminate_message,
+    message=_B12_INDETERMINATE,
+    branches=(
+        branch(
+            "mma_elevated",
+            lambda f, xp: f.mma_elevated,
+            _B12_INDETERMINATE
+            + " MMA {mma} is above {mma_elevated}, which supports functional deficiency.",
+        ),
+        branch(
+            "mma_not_elevated",
+            lambda f, xp: f.mma_not_elevated,
+            _B12_INDETERMINATE + " MMA {mma} is not elevated (limit {mma_elevated}): "
+            "functional deficiency is less likely.",
+        ),
+        branch(
+            "mma_censored",
+            lambda f, xp: f.mma.present,
+            _B12_INDETERMINATE + " MMA {mma} is censored and does not decide.",
+            evidence=(("b12", "b12_deficient"), ("b12", "b12_indeterminate_upper"), ("mma", None)),
+        ),
+        branch(
+            "mma_not_measured",
+            lambda f, xp: True,
+            _B12_INDETERMINATE + " Consider measuring methylmalonic acid (MMA).",
+            evidence=(("b12", "b12_deficient"), ("b12", "b12_indeterminate_upper")),
+        ),
+    ),
     sources=("NG239", "BSH2014", "S000", "S003"),
     why="Between the deficiency limit and the upper indeterminate limit total B12 neither "
     "confirms nor excludes deficiency; NICE NG239 and BSH recommend MMA as the second-line "
@@ -77,7 +87,7 @@ def _b12_indeterminate_message(v: Any) -> str:
     ),
     example={"panel": {"b12": "250 pg/mL"}},
 )
-def b12_indeterminate(f: Any, xp: Any) -> X:
+def b12_indeterminate(f: Facts, xp: Any) -> X:
     return f.b12_indeterminate
 
 
@@ -95,8 +105,8 @@ def b12_indeterminate(f: Any, xp: Any) -> X:
     after_status=True,
     example={"panel": {"b12": "500 pg/mL"}},
 )
-def b12_deficiency_unlikely(f: Any, xp: Any) -> X:
-    return f.b12_unlikely & (f.status == 5)
+def b12_deficiency_unlikely(f: Facts, xp: Any) -> X:
+    return f.b12_unlikely & (f.status == StatusCode.UNLIKELY)
 
 
 @rule(
@@ -114,7 +124,7 @@ def b12_deficiency_unlikely(f: Any, xp: Any) -> X:
     actions=(review("clinical review of an unexplained high B12"),),
     example={"panel": {"b12": "1500 pg/mL"}},
 )
-def b12_high_unexplained(f: Any, xp: Any) -> X:
+def b12_high_unexplained(f: Facts, xp: Any) -> X:
     return f.b12_high & xp.not_(f.recent_treatment)
 
 
@@ -130,7 +140,7 @@ def b12_high_unexplained(f: Any, xp: Any) -> X:
     evidence=(("holotc", "holotc_deficient"),),
     example={"panel": {"holotc": "20 pmol/L"}},
 )
-def holotc_deficient(f: Any, xp: Any) -> X:
+def holotc_deficient(f: Facts, xp: Any) -> X:
     return f.holotc_deficient
 
 
@@ -148,7 +158,7 @@ def holotc_deficient(f: Any, xp: Any) -> X:
     actions=(order("mma"),),
     example={"panel": {"holotc": "40 pmol/L"}},
 )
-def holotc_indeterminate(f: Any, xp: Any) -> X:
+def holotc_indeterminate(f: Facts, xp: Any) -> X:
     return f.holotc_indeterminate
 
 
@@ -166,5 +176,5 @@ def holotc_indeterminate(f: Any, xp: Any) -> X:
     after_status=True,
     example={"panel": {"holotc": "90 pmol/L"}},
 )
-def holotc_deficiency_unlikely(f: Any, xp: Any) -> X:
-    return f.holotc_unlikely & (f.status == 5)
+def holotc_deficiency_unlikely(f: Facts, xp: Any) -> X:
+    return f.holotc_unlikely & (f.status == StatusCode.UNLIKELY)

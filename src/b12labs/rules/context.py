@@ -4,11 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._engine import DIET_CONDITIONS, MALABSORPTION_CONDITIONS, Facts
 from ..models import Severity
-from ._registry import order, rule
+from ._fields import words
+from ._registry import branch, message_field, order, rule
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
+
+
+@message_field("malabsorption")
+def malabsorption(v: Any) -> str:
+    """The recorded conditions that impair B12 absorption (not every condition recorded)."""
+    return words(
+        [c.replace("_", " ") for c in v.context.conditions if c in MALABSORPTION_CONDITIONS]
+    )
+
+
+@message_field("diet")
+def diet(v: Any) -> str:
+    """``vegan diet``, ``vegetarian diet`` (as recorded)."""
+    return " and ".join(c.replace("_", " ") for c in v.context.conditions if c in DIET_CONDITIONS)
 
 
 def _treatment_message(v: Any) -> str:
@@ -38,7 +54,7 @@ def _treatment_message(v: Any) -> str:
     uses=("b12_injection_recent",),
     example={"panel": {"b12": "900 pg/mL"}, "context": {"b12_treatment": "injection"}},
 )
-def recent_b12_treatment(f: Any, xp: Any) -> X:
+def recent_b12_treatment(f: Facts, xp: Any) -> X:
     return f.recent_treatment
 
 
@@ -54,7 +70,7 @@ def recent_b12_treatment(f: Any, xp: Any) -> X:
     evidence=(("b12", None),),
     example={"panel": {"b12": "200 pg/mL"}, "context": {"pregnant": True}},
 )
-def pregnancy_caveat(f: Any, xp: Any) -> X:
+def pregnancy_caveat(f: Facts, xp: Any) -> X:
     return f.raw.pregnant & f.b12.present
 
 
@@ -74,7 +90,7 @@ def pregnancy_caveat(f: Any, xp: Any) -> X:
     actions=(order("homocysteine"), order("mma")),
     example={"panel": {"b12": "400 pg/mL"}, "context": {"nitrous_oxide_exposure": True}},
 )
-def nitrous_oxide(f: Any, xp: Any) -> X:
+def nitrous_oxide(f: Facts, xp: Any) -> X:
     return f.nitrous
 
 
@@ -91,7 +107,7 @@ def nitrous_oxide(f: Any, xp: Any) -> X:
     "when symptomatic.",
     example={"context": {"medications": ["metformin 1 g twice daily"]}},
 )
-def b12_risk_medication(f: Any, xp: Any) -> X:
+def b12_risk_medication(f: Facts, xp: Any) -> X:
     return f.med("b12_lowering")
 
 
@@ -100,14 +116,14 @@ def b12_risk_medication(f: Any, xp: Any) -> X:
     area="context",
     severity=INFO,
     title="A cause of B12 malabsorption",
-    message="A condition that impairs B12 absorption is recorded ({conditions}): oral "
+    message="A condition that impairs B12 absorption is recorded ({malabsorption}): oral "
     "replacement may not be dependable; intramuscular replacement per guidance.",
     sources=("S001", "NG239", "BSH2014"),
     why="Autoimmune gastritis, gastric and ileal surgery, Crohn's and coeliac disease impair "
     "B12 absorption (S001; NICE NG239).",
     example={"context": {"conditions": ["pernicious_anaemia"]}},
 )
-def malabsorption_risk(f: Any, xp: Any) -> X:
+def malabsorption_risk(f: Facts, xp: Any) -> X:
     return f.malabsorption
 
 
@@ -116,14 +132,14 @@ def malabsorption_risk(f: Any, xp: Any) -> X:
     area="context",
     severity=INFO,
     title="Dietary risk of B12 deficiency",
-    message="A vegan or vegetarian diet is recorded: a dietary cause of low B12 is possible; "
-    "oral replacement usually suffices.",
+    message="A {diet} is recorded: a dietary cause of low B12 is possible; oral replacement "
+    "usually suffices.",
     sources=("S001", "NG239"),
     why="Low dietary intake is a NICE risk factor; dietary deficiency usually responds to "
     "oral B12 (S001).",
     example={"context": {"conditions": ["vegan_diet"]}},
 )
-def dietary_risk(f: Any, xp: Any) -> X:
+def dietary_risk(f: Facts, xp: Any) -> X:
     return f.diet
 
 
@@ -139,8 +155,11 @@ def dietary_risk(f: Any, xp: Any) -> X:
     evidence=(("if_antibody", None),),
     example={"panel": {"if_antibody": "positive"}},
 )
-def if_antibody_positive(f: Any, xp: Any) -> X:
+def if_antibody_positive(f: Facts, xp: Any) -> X:
     return f.if_positive
+
+
+_ASSAY = "some B12 assays read falsely normal in pernicious anaemia. Check MMA and homocysteine."
 
 
 @rule(
@@ -148,9 +167,23 @@ def if_antibody_positive(f: Any, xp: Any) -> X:
     area="context",
     severity=WARNING,
     title="B12 may read falsely normal",
-    message="Total B12 {b12} is not in the deficient band, but a positive intrinsic-factor "
-    "antibody or an MCV above {mcv_marked} ({mcv}) is present: some B12 assays read falsely "
-    "normal in pernicious anaemia. Check MMA and homocysteine.",
+    message=_ASSAY,
+    branches=(
+        branch(
+            "if_antibody_positive",
+            lambda f, xp: f.if_positive,
+            "Total B12 {b12} is not in the deficient band, but the intrinsic-factor antibody is "
+            "positive: " + _ASSAY,
+            evidence=(("b12", "b12_deficient"), ("if_antibody", None)),
+        ),
+        branch(
+            "marked_macrocytosis",
+            lambda f, xp: True,
+            "Total B12 {b12} is not in the deficient band, but MCV {mcv} is above {mcv_marked}: "
+            + _ASSAY,
+            evidence=(("b12", "b12_deficient"), ("mcv", "mcv_marked")),
+        ),
+    ),
     sources=("CARMEL2012", "BSH2014"),
     why="Competitive-binding B12 assays gave false-normal results in 22-35 % of untreated "
     "pernicious anaemia samples (Carmel 2012).",
@@ -158,5 +191,5 @@ def if_antibody_positive(f: Any, xp: Any) -> X:
     actions=(order("mma"), order("homocysteine")),
     example={"panel": {"b12": "400 pg/mL", "if_antibody": "positive"}},
 )
-def possible_assay_interference(f: Any, xp: Any) -> X:
+def possible_assay_interference(f: Facts, xp: Any) -> X:
     return f.b12.present & xp.not_(f.b12_deficient) & (f.if_positive | f.marked_macrocytosis)

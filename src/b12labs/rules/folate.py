@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._engine import Facts
 from ..models import Severity
-from ._registry import avoid, rule
+from ._fields import words
+from ._registry import avoid, branch, message_field, rule
 
 X = Any
 INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
@@ -23,7 +25,7 @@ INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
     evidence=(("folate", "folate_low"),),
     example={"panel": {"folate": "2.5 ng/mL"}},
 )
-def folate_low(f: Any, xp: Any) -> X:
+def folate_low(f: Facts, xp: Any) -> X:
     return f.folate_low
 
 
@@ -39,8 +41,27 @@ def folate_low(f: Any, xp: Any) -> X:
     evidence=(("folate", "folate_low"), ("folate", "folate_borderline_upper")),
     example={"panel": {"folate": "8 nmol/L"}},
 )
-def folate_borderline(f: Any, xp: Any) -> X:
+def folate_borderline(f: Facts, xp: Any) -> X:
     return f.folate_borderline
+
+
+_CAUTION = (
+    "do not give folic acid alone before B12 deficiency is excluded or treated; it may "
+    "precipitate subacute combined degeneration of the cord."
+)
+
+
+@message_field("folic_trigger")
+def folic_trigger(v: Any) -> str:
+    """What triggered the caution: the low folate and/or the folic acid entry as written."""
+    f = v.facts
+    items = []
+    if f.folate_low:
+        items.append(f"serum folate {v['folate']} is below {v['folate_low']}")
+    if f.med("folic_acid"):
+        items.append(f"folic acid is recorded ({v['meds_folic_acid']})")
+    text = words(items)
+    return text[:1].upper() + text[1:]
 
 
 @rule(
@@ -55,9 +76,25 @@ def folate_borderline(f: Any, xp: Any) -> X:
     severity_note="critical when B12 is deficient or indeterminate, holoTC ≤ 70 pmol/L or MMA "
     "elevated; warning when none of B12, holoTC and MMA was measured",
     title="Do not give folic acid alone before B12 deficiency is excluded",
-    message="Folate is low or folic acid is prescribed, and B12 deficiency is possible or not "
-    "yet excluded: do not give folic acid alone before B12 deficiency is excluded or treated; "
-    "it may precipitate subacute combined degeneration of the cord.",
+    message=_CAUTION,
+    branches=(
+        branch(
+            "b12_possible",
+            lambda f, xp: (
+                f.b12_deficient_or_indeterminate
+                | f.holotc_deficient_or_indeterminate
+                | f.mma_elevated
+            ),
+            "{folic_trigger}, and B12 deficiency is possible given {b12_possible}: " + _CAUTION,
+        ),
+        branch(
+            "b12_not_measured",
+            lambda f, xp: True,
+            "{folic_trigger}, and B12 status is not known (no B12, active B12 or MMA result): "
+            + _CAUTION,
+            evidence=(("folate", "folate_low"),),
+        ),
+    ),
     sources=("FOLIC-WARNING", "BSH2014"),
     why="Folic acid can correct the anaemia of B12 deficiency while the neurological damage "
     "progresses (subacute combined degeneration).",
@@ -70,7 +107,7 @@ def folate_borderline(f: Any, xp: Any) -> X:
     actions=(avoid("folic acid alone before B12 deficiency is excluded or treated"),),
     example={"panel": {"folate": "2.5 ng/mL", "b12": "150 pg/mL"}},
 )
-def folic_acid_caution(f: Any, xp: Any) -> X:
+def folic_acid_caution(f: Facts, xp: Any) -> X:
     trigger = f.folate_low | f.med("folic_acid")
     possible_b12 = (
         f.b12_deficient_or_indeterminate | f.holotc_deficient_or_indeterminate | f.mma_elevated
@@ -92,5 +129,5 @@ def folic_acid_caution(f: Any, xp: Any) -> X:
     evidence=(("rbc_folate", "rbc_folate_low"), ("b12", None)),
     example={"panel": {"rbc_folate": "250 nmol/L"}},
 )
-def rbc_folate_low(f: Any, xp: Any) -> X:
+def rbc_folate_low(f: Facts, xp: Any) -> X:
     return f.rbc_folate_low

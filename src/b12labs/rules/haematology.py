@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._engine import Facts
 from ..models import Severity
-from ._registry import order, rule
+from ._registry import branch, order, rule
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
@@ -24,7 +25,7 @@ INFO, WARNING = Severity.info, Severity.warning
     actions=(order("b12"), order("folate")),
     example={"panel": {"mcv": "106 fL"}},
 )
-def macrocytosis(f: Any, xp: Any) -> X:
+def macrocytosis(f: Facts, xp: Any) -> X:
     return f.macrocytosis
 
 
@@ -40,7 +41,7 @@ def macrocytosis(f: Any, xp: Any) -> X:
     evidence=(("mcv", "mcv_marked"),),
     example={"panel": {"mcv": "125 fL"}},
 )
-def marked_macrocytosis(f: Any, xp: Any) -> X:
+def marked_macrocytosis(f: Facts, xp: Any) -> X:
     return f.marked_macrocytosis
 
 
@@ -60,7 +61,7 @@ def marked_macrocytosis(f: Any, xp: Any) -> X:
     actions=(order("b12"),),
     example={"panel": {"mcv": "106 fL"}, "context": {"medications": ["methotrexate 15 mg weekly"]}},
 )
-def macrocytosis_on_methotrexate(f: Any, xp: Any) -> X:
+def macrocytosis_on_methotrexate(f: Facts, xp: Any) -> X:
     return f.macrocytosis & f.med("methotrexate")
 
 
@@ -77,7 +78,7 @@ def macrocytosis_on_methotrexate(f: Any, xp: Any) -> X:
     evidence=(("mcv", "mcv_macrocytosis"),),
     example={"panel": {"mcv": "106 fL"}, "context": {"medications": ["hydroxyurea"]}},
 )
-def macrocytosis_drug_plausible(f: Any, xp: Any) -> X:
+def macrocytosis_drug_plausible(f: Facts, xp: Any) -> X:
     return f.macrocytosis & f.med("macrocytosis_drug")
 
 
@@ -88,8 +89,26 @@ def macrocytosis_drug_plausible(f: Any, xp: Any) -> X:
     escalate=lambda f, xp: xp.where(f.anaemia_severe, 3, xp.where(f.anaemia_moderate, 2, 1)),
     severity_note="by WHO grade: mild info, moderate warning, severe critical",
     title="Anaemia",
-    message="Haemoglobin {hb} is below {hb_anaemia}: anaemia (WHO grades: mild, moderate "
-    "below {hb_moderate}, severe below {hb_severe}).",
+    message="Haemoglobin {hb} is below {hb_anaemia}: anaemia.",
+    branches=(
+        branch(
+            "severe",
+            lambda f, xp: f.anaemia_severe,
+            "Haemoglobin {hb} is below {hb_severe}: severe anaemia (WHO grade).",
+            evidence=(("hb", "hb_severe"),),
+        ),
+        branch(
+            "moderate",
+            lambda f, xp: f.anaemia_moderate,
+            "Haemoglobin {hb} is below {hb_moderate}: moderate anaemia (WHO grade).",
+            evidence=(("hb", "hb_moderate"),),
+        ),
+        branch(
+            "mild",
+            lambda f, xp: True,
+            "Haemoglobin {hb} is below {hb_anaemia}: mild anaemia (WHO grade).",
+        ),
+    ),
     sources=("WHO-HB",),
     why="WHO 2011 defines anaemia as Hb < 130 g/L in men, < 120 g/L in non-pregnant women and "
     "< 110 g/L in pregnancy, graded mild, moderate and severe.",
@@ -97,5 +116,5 @@ def macrocytosis_drug_plausible(f: Any, xp: Any) -> X:
     uses=("hb_moderate", "hb_severe", "hb_moderate_pregnant", "hb_severe_pregnant"),
     example={"panel": {"hb": "9.5 g/dL"}, "context": {"sex": "female"}},
 )
-def anaemia(f: Any, xp: Any) -> X:
+def anaemia(f: Facts, xp: Any) -> X:
     return f.anaemia

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._engine import Facts
 from ..models import Severity
-from ._registry import order, rule
+from ._fields import words
+from ._registry import branch, message_field, order, rule
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
@@ -24,7 +26,7 @@ INFO, WARNING = Severity.info, Severity.warning
     evidence=(("mma", "mma_elevated"),),
     example={"panel": {"b12": "250 pg/mL", "mma": "0.62 umol/L"}, "context": {"age": 50}},
 )
-def mma_elevated(f: Any, xp: Any) -> X:
+def mma_elevated(f: Facts, xp: Any) -> X:
     return f.mma_elevated
 
 
@@ -41,7 +43,7 @@ def mma_elevated(f: Any, xp: Any) -> X:
     evidence=(("mma", "mma_markedly_elevated"),),
     example={"panel": {"mma": "1.2 umol/L"}},
 )
-def mma_markedly_elevated(f: Any, xp: Any) -> X:
+def mma_markedly_elevated(f: Facts, xp: Any) -> X:
     return f.mma_marked
 
 
@@ -50,17 +52,37 @@ def mma_markedly_elevated(f: Any, xp: Any) -> X:
     area="metabolites",
     severity=WARNING,
     title="Elevated MMA with renal impairment",
-    message="MMA {mma} is elevated (limit {mma_elevated}) with renal impairment (eGFR {egfr}, "
-    "creatinine {creatinine}): renal impairment raises MMA, so the result may overstate "
-    "deficiency. Interpret with caution.",
+    message="MMA {mma} is elevated (limit {mma_elevated}) with renal impairment "
+    "({renal_basis}): renal impairment raises MMA, so the result may overstate deficiency. "
+    "Interpret with caution.",
     sources=("NORWAY-LAB", "MAYO", "HARRINGTON2017"),
     why="MMA is cleared by the kidney; unadjusted MMA overestimated deficiency by 40 % in "
     "reduced eGFR (Ann Clin Biochem 2018).",
     evidence=(("mma", "mma_elevated"), ("egfr", "egfr_renal"), ("creatinine", None)),
     example={"panel": {"mma": "0.6 umol/L", "egfr": "45 mL/min/1.73m2"}},
 )
-def mma_renal_caveat(f: Any, xp: Any) -> X:
+def mma_renal_caveat(f: Facts, xp: Any) -> X:
     return f.mma_renal_caveat
+
+
+@message_field("renal_basis")
+def renal_basis(v: Any) -> str:
+    """What shows renal impairment: only the eGFR, creatinine or CKD that held."""
+    f = v.facts
+    items = []
+    if f.egfr.lt(f.profile.canonical["egfr_renal"]):
+        items.append(f"eGFR {v['egfr']} below {v['egfr_renal']}")
+    if f.creatinine_high:
+        items.append(f"creatinine {v['creatinine']} above its reference interval")
+    if f.cond("chronic_kidney_disease"):
+        items.append("chronic kidney disease recorded")
+    return words(items)
+
+
+@message_field("folate_not_low")
+def folate_not_low(v: Any) -> str:
+    """``folate 12 nmol/L not low`` or ``folate not measured``."""
+    return "folate not measured" if v.m.get("folate") is None else f"folate {v['folate']} not low"
 
 
 def _hcy_message(v: Any) -> str:
@@ -103,7 +125,7 @@ def _hcy_message(v: Any) -> str:
     ),
     example={"panel": {"homocysteine": "22 umol/L"}},
 )
-def hcy_elevated(f: Any, xp: Any) -> X:
+def hcy_elevated(f: Facts, xp: Any) -> X:
     return f.hcy_elevated
 
 
@@ -121,7 +143,7 @@ def hcy_elevated(f: Any, xp: Any) -> X:
     actions=(order("folate"),),
     example={"panel": {"homocysteine": "22 umol/L", "mma": "0.2 umol/L"}},
 )
-def folate_pattern(f: Any, xp: Any) -> X:
+def folate_pattern(f: Facts, xp: Any) -> X:
     return f.hcy_elevated & f.mma_not_elevated
 
 
@@ -130,8 +152,34 @@ def folate_pattern(f: Any, xp: Any) -> X:
     area="metabolites",
     severity=WARNING,
     title="Metabolic evidence of deficiency despite a normal B12",
-    message="B12 {b12} / active B12 {holotc} is in the unlikely band, but MMA {mma} or "
-    "homocysteine {homocysteine} is elevated: deficiency is not excluded by a normal serum B12.",
+    message="Deficiency is not excluded by a normal serum B12.",
+    branches=(
+        branch(
+            "mma",
+            lambda f, xp: f.mma_elevated & xp.not_(f.renal),
+            "The serum cobalamin result ({cobalamin_unlikely}) is reassuring, but MMA {mma} is "
+            "above {mma_elevated}: deficiency is not excluded by a normal serum B12.",
+            evidence=(
+                ("b12", "b12_indeterminate_upper"),
+                ("holotc", "holotc_indeterminate_upper"),
+                ("mma", "mma_elevated"),
+            ),
+        ),
+        branch(
+            "homocysteine",
+            lambda f, xp: f.hcy_elevated,
+            "The serum cobalamin result ({cobalamin_unlikely}) is reassuring, but homocysteine "
+            "{homocysteine} is above {homocysteine_elevated} with MMA not measured and "
+            "{folate_not_low}: deficiency is not excluded by a normal serum B12; MMA would "
+            "distinguish B12 from other causes.",
+            evidence=(
+                ("b12", "b12_indeterminate_upper"),
+                ("holotc", "holotc_indeterminate_upper"),
+                ("homocysteine", "homocysteine_elevated"),
+                ("folate", "folate_low"),
+            ),
+        ),
+    ),
     sources=("S003", "BSH2014", "HARRINGTON2017"),
     why="Serum B12 can be normal in functional deficiency; raised metabolites reveal it "
     "(S003; BSH 2014). Homocysteine alone is acted on only when MMA is unmeasured and folate "
@@ -146,7 +194,7 @@ def folate_pattern(f: Any, xp: Any) -> X:
     actions=(order("mma"),),
     example={"panel": {"b12": "400 pmol/L", "homocysteine": "25 umol/L"}},
 )
-def metabolic_evidence_normal_b12(f: Any, xp: Any) -> X:
+def metabolic_evidence_normal_b12(f: Facts, xp: Any) -> X:
     # folate not measured counts as "not low" (the cautious reading: flag for review)
     return f.cobalamin_unlikely & (
         (f.mma_elevated & xp.not_(f.renal))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._engine import DIET_CONDITIONS, MALABSORPTION_CONDITIONS, Facts, StatusCode
 from ..models import Severity
-from ._registry import order, review, rule
+from ._fields import cobalamin_findings, words
+from ._registry import message_field, order, review, rule
 
 X = Any
 INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
@@ -16,8 +18,8 @@ INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
     area="neurology",
     severity=CRITICAL,
     title="Neurological symptoms with possible B12 deficiency: urgent",
-    message="Neurological symptoms ({symptoms}) with a result consistent with possible B12 "
-    "deficiency or nitrous oxide exposure: prompt clinical review; treatment should not be "
+    message="Neurological symptoms ({neuro_symptoms}) with {neuro_trigger}: prompt clinical "
+    "review; treatment should not be "
     "delayed pending further tests (BSH). For reference, the BNF hydroxocobalamin regimen with "
     "neurological involvement is 1 mg IM on alternate days until no further improvement, then "
     "1 mg every 2 months.",
@@ -33,7 +35,7 @@ INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
     actions=(review("prompt clinical review, without delaying treatment for further tests"),),
     example={"panel": {"b12": "150 pg/mL"}, "context": {"symptoms": ["paraesthesia"]}},
 )
-def neuro_urgent(f: Any, xp: Any) -> X:
+def neuro_urgent(f: Facts, xp: Any) -> X:
     return f.neuro & (f.cobalamin_low | f.mma_elevated | f.hcy_elevated | f.nitrous)
 
 
@@ -42,7 +44,7 @@ def neuro_urgent(f: Any, xp: Any) -> X:
     area="neurology",
     severity=WARNING,
     title="Neurological symptoms with a normal B12",
-    message="Neurological symptoms ({symptoms}) with total B12 {b12} above "
+    message="Neurological symptoms ({neuro_symptoms}) with total B12 {b12} above "
     "{b12_indeterminate_upper}: a normal B12 does not exclude deficiency; consider MMA.",
     sources=("BSH2014", "LINDENBAUM1988", "S000"),
     why="Neurological B12 deficiency occurs with normal blood counts and sometimes normal "
@@ -51,11 +53,57 @@ def neuro_urgent(f: Any, xp: Any) -> X:
     actions=(order("mma"),),
     example={"panel": {"b12": "400 pg/mL"}, "context": {"symptoms": ["numbness"]}},
 )
-def neuro_symptoms_normal_b12(f: Any, xp: Any) -> X:
+def neuro_symptoms_normal_b12(f: Facts, xp: Any) -> X:
     return f.neuro & f.b12_unlikely & xp.not_(f.mma.present)
 
 
 _RISK_CLASSES = ("b12_lowering", "methotrexate")
+_NECK = ("neck_pain", "neck_stiffness")
+_RA_SIGNS = (
+    "paraesthesia",
+    "numbness",
+    "muscle_weakness",
+    "gait_disturbance",
+    "bladder_bowel_dysfunction",
+    "occipital_headache",
+)
+
+
+@message_field("neuro_trigger")
+def neuro_trigger(v: Any) -> str:
+    """What made the symptoms urgent: the results and exposure that held, not the list."""
+    items = cobalamin_findings(v)
+    if v.facts.nitrous:
+        items.append("nitrous oxide exposure")
+    return words(items)
+
+
+@message_field("risk_factors")
+def risk_factors(v: Any) -> str:
+    """The risk factors recorded (medicines, conditions, diet, nitrous oxide, age)."""
+    f = v.facts
+    items = []
+    if f.med("b12_lowering"):
+        items.append(v["meds_b12_lowering"])
+    if f.med("methotrexate"):
+        items.append(v["meds_methotrexate"])
+    items.extend(c.replace("_", " ") for c in v.context.conditions if c in MALABSORPTION_CONDITIONS)
+    items.extend(c.replace("_", " ") for c in v.context.conditions if c in DIET_CONDITIONS)
+    if f.nitrous:
+        items.append("nitrous oxide exposure")
+    if f.raw.age >= f.profile["risk_age"]:
+        items.append(f"age {v['age']}")
+    return words(items)
+
+
+@message_field("neck_symptoms")
+def neck_symptoms(v: Any) -> str:
+    return words([s.replace("_", " ") for s in v.context.symptoms if s in _NECK])
+
+
+@message_field("ra_signs")
+def ra_signs(v: Any) -> str:
+    return words([s.replace("_", " ") for s in v.context.symptoms if s in _RA_SIGNS])
 
 
 @rule(
@@ -63,8 +111,8 @@ _RISK_CLASSES = ("b12_lowering", "methotrexate")
     area="neurology",
     severity=INFO,
     title="Symptoms and a risk factor: consider B12 testing",
-    message="Symptoms ({symptoms}) and a risk factor for B12 deficiency are recorded with no B12 "
-    "result: consider testing B12.",
+    message="Symptoms ({symptoms}) and a risk factor for B12 deficiency ({risk_factors}) are "
+    "recorded with no B12 result: consider testing B12.",
     sources=("NG239", "S000", "S001", "S002", "S004"),
     why="NICE NG239 offers a B12 test to people with a symptom and a risk factor; neck and back "
     "pain and joint stiffness are described with deficiency (S001, S002).",
@@ -72,7 +120,7 @@ _RISK_CLASSES = ("b12_lowering", "methotrexate")
     uses=("risk_age",),
     example={"context": {"symptoms": ["fatigue"], "medications": ["metformin"]}},
 )
-def b12_testing_suggested(f: Any, xp: Any) -> X:
+def b12_testing_suggested(f: Facts, xp: Any) -> X:
     risk = (
         f.med("b12_lowering")
         | f.med("methotrexate")
@@ -89,8 +137,8 @@ def b12_testing_suggested(f: Any, xp: Any) -> X:
     area="neurology",
     severity=CRITICAL,
     title="Rheumatoid arthritis with neck symptoms and neurological signs",
-    message="Rheumatoid arthritis with neck pain or stiffness and {symptoms}: exclude cervical "
-    "cord compression (MRI of the cervical spine) alongside the B12 work-up.",
+    message="Rheumatoid arthritis with {neck_symptoms} and {ra_signs}: exclude cervical cord "
+    "compression (MRI of the cervical spine) alongside the B12 work-up.",
     sources=("S003",),
     why="Cervical spine disease affects 25-86 % of people with RA and can compress the cord; "
     "its symptoms overlap with B12 deficiency (S003).",
@@ -102,18 +150,9 @@ def b12_testing_suggested(f: Any, xp: Any) -> X:
         }
     },
 )
-def ra_cervical_red_flag(f: Any, xp: Any) -> X:
-    neck = f.sym("neck_pain") | f.sym("neck_stiffness")
-    signs = f.any_sym(
-        (
-            "paraesthesia",
-            "numbness",
-            "muscle_weakness",
-            "gait_disturbance",
-            "bladder_bowel_dysfunction",
-            "occipital_headache",
-        )
-    )
+def ra_cervical_red_flag(f: Facts, xp: Any) -> X:
+    neck = f.any_sym(_NECK)
+    signs = f.any_sym(_RA_SIGNS)
     return f.cond("rheumatoid_arthritis") & neck & signs
 
 
@@ -128,7 +167,7 @@ def ra_cervical_red_flag(f: Any, xp: Any) -> X:
     why="Anti-TNF agents are associated with demyelinating events (S003).",
     example={"context": {"medications": ["adalimumab"], "symptoms": ["numbness"]}},
 )
-def anti_tnf_demyelination(f: Any, xp: Any) -> X:
+def anti_tnf_demyelination(f: Facts, xp: Any) -> X:
     return f.med("anti_tnf") & f.neuro
 
 
@@ -144,5 +183,7 @@ def anti_tnf_demyelination(f: Any, xp: Any) -> X:
     after_status=True,
     example={"panel": {"b12": "120 pg/mL"}, "context": {"symptoms": ["myoclonus"]}},
 )
-def myoclonus_treatment_note(f: Any, xp: Any) -> X:
-    return f.sym("myoclonus") & ((f.status == 1) | (f.status == 3))
+def myoclonus_treatment_note(f: Facts, xp: Any) -> X:
+    return f.sym("myoclonus") & (
+        (f.status == StatusCode.DEFICIENT) | (f.status == StatusCode.PROBABLE)
+    )

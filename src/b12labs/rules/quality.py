@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._engine import Facts
 from ..models import Severity
 from ._registry import rule
 
@@ -23,7 +24,7 @@ INFO, WARNING = Severity.info, Severity.warning
     why="NICE NG239 covers people over 16; children's B12, MMA and Hb ranges differ.",
     example={"panel": {"b12": "400 pg/mL"}, "context": {"age": 12}},
 )
-def age_out_of_scope(f: Any, xp: Any) -> X:
+def age_out_of_scope(f: Facts, xp: Any) -> X:
     return f.under_age
 
 
@@ -38,8 +39,9 @@ def age_out_of_scope(f: Any, xp: Any) -> X:
     why="A result such as '<100 pg/mL' is an interval: it decides a band only when the band "
     "contains all of it.",
     example={"panel": {"b12": "<200 pg/mL"}},
+    evidence_of="censored",
 )
-def value_censored(f: Any, xp: Any) -> X:
+def value_censored(f: Facts, xp: Any) -> X:
     return f.any_censored  # any numeric result censored
 
 
@@ -54,8 +56,9 @@ def value_censored(f: Any, xp: Any) -> X:
     why="A value far outside any physiological range usually means a unit or transcription "
     "error; it is excluded rather than interpreted.",
     example={"panel": {"b12": "900000 pmol/L"}},
+    evidence_of="implausible",
 )
-def value_implausible(f: Any, xp: Any) -> X:
+def value_implausible(f: Facts, xp: Any) -> X:
     out: X = False
     for flag in f.raw.implausible.values():
         out = out | flag
