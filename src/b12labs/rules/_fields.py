@@ -38,18 +38,16 @@ def cobalamin_findings(v: Any) -> list[str]:
     """What of B12, holoTC, MMA and homocysteine points to possible deficiency, as held."""
     f = v.facts
     out = []
-    if f.b12_deficient:
-        out.append(f"total B12 {v['b12']} in the deficient band")
-    elif f.b12_indeterminate:
-        out.append(f"total B12 {v['b12']} in the indeterminate band")
-    elif f.b12_deficient_or_indeterminate:  # censored, wholly at or below the upper limit
-        out.append(f"total B12 {v['b12']} in the deficient or indeterminate band")
-    if f.holotc_deficient:
-        out.append(f"active B12 {v['holotc']} in the deficient band")
-    elif f.holotc_indeterminate:
-        out.append(f"active B12 {v['holotc']} in the indeterminate band")
-    elif f.holotc_deficient_or_indeterminate:  # censored, wholly at or below the upper limit
-        out.append(f"active B12 {v['holotc']} in the deficient or indeterminate band")
+    for key, name in (("b12", "total B12"), ("holotc", "active B12")):
+        if getattr(f, f"{key}_deficient"):
+            band = "deficient"
+        elif getattr(f, f"{key}_indeterminate"):
+            band = "indeterminate"
+        elif getattr(f, f"{key}_deficient_or_indeterminate"):  # censored, wholly at or below
+            band = "deficient or indeterminate"
+        else:
+            continue
+        out.append(f"{name} {v[key]} in the {band} band")
     if f.mma_elevated:
         out.append(f"MMA {v['mma']} above {v['mma_elevated']}")
     if f.hcy_elevated:
