@@ -38,7 +38,13 @@ def test_error_tree() -> None:
         assert issubclass(cls, errors.InputError) and issubclass(cls, ValueError)
     assert issubclass(errors.ProfileError, ValueError)
     assert issubclass(errors.MissingExtraError, ImportError)
-    assert all(issubclass(getattr(errors, n), errors.B12LabsError) for n in errors.__all__)
+    exceptions = [
+        getattr(errors, n)
+        for n in errors.__all__
+        if isinstance(getattr(errors, n), type) and issubclass(getattr(errors, n), BaseException)
+    ]
+    assert len(exceptions) == len(errors.__all__) - 2  # all but ERROR_CODES and ErrorCode
+    assert all(issubclass(cls, errors.B12LabsError) for cls in exceptions)
     assert "B12LabsError" in (errors.__doc__ or "")
 
 

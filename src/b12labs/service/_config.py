@@ -49,6 +49,8 @@ from pydantic import (
     model_validator,
 )
 
+from ..errors import ServiceError
+
 __all__ = [
     "DEFAULT_CLOCK_SKEW_SECONDS",
     "DEFAULT_FHIR_TIMEOUT_SECONDS",
@@ -76,13 +78,15 @@ _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _CLI_ONLY_KEYS = ("allow_unauthenticated",)
 
 
-class ConfigError(ValueError):
+class ConfigError(ServiceError, ValueError):
     """The service configuration file is missing, unreadable or invalid.
 
     ``str(err)`` is a human-readable message naming the file and, where known, the offending
     key (e.g. ``service.toml: trusted_issuers[0].jwks_url: ...``); several problems are
     reported one per line.
     """
+
+    code = "service-config-invalid"
 
     def __init__(self, path: str | os.PathLike[str], problems: Sequence[tuple[str | None, str]]):
         self.path = Path(path)

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ..errors import ServiceError
 from ..units import ANALYTES
 from ._cdshooks import Discovery, Service
 
@@ -76,7 +77,7 @@ PREFETCH_TEMPLATES: Final[dict[str, str]] = {
 REQUIRED_PREFETCH: Final = frozenset({"patient", "observations"})
 
 
-class HookContextError(ValueError):
+class HookContextError(ServiceError, ValueError):
     """The request's ``context`` does not fit the hook; the message is safe to return/log
     (it names fields, never their values)."""
 

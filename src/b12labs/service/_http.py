@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import httpx
 
+from ..errors import ServiceError
+
 __all__ = ["TooLarge", "get_capped"]
 
 
-class TooLarge(Exception):
+class TooLarge(ServiceError):
     """The response body passed the size cap while streaming."""
 
 

@@ -22,6 +22,8 @@ from typing import Any, Final
 
 import numpy as np
 
+from ..errors import ServiceError
+
 __all__ = [
     "MAX_HEADER_BYTES",
     "MAX_INT_DIGITS",
@@ -40,7 +42,7 @@ _BIG_EXPONENT: Final = re.compile(rb"[eE][+-]?[0-9]{3,}")
 _NOT_JSON: Final = re.compile(rb"NaN|Infinity")
 
 
-class JSONLimitError(ValueError):
+class JSONLimitError(ServiceError, ValueError):
     """The document is not JSON, or passes one of the limits (message is safe to return)."""
 
 

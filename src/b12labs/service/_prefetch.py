@@ -35,6 +35,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from ..errors import ServiceError
 from ._cdshooks import HookRequest
 from ._config import normalise_fhir_base, path_is_plain
 from ._hooks import REQUIRED_PREFETCH, ServiceDef, render_template
@@ -63,13 +64,13 @@ _USED_TYPES: Final = frozenset(
 )
 
 
-class PreconditionFailed(Exception):
+class PreconditionFailed(ServiceError):
     """Required data could be neither prefetched nor fetched (HTTP 412). ``str()`` is the detail
     for the log (prefetch keys and reasons, never URLs, data or tokens); callers get
     :data:`PUBLIC_412`."""
 
 
-class _FetchError(Exception):
+class _FetchError(ServiceError):
     pass
 
 

@@ -51,6 +51,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from ..errors import ServiceError
 from ._config import ServiceConfig, TrustedIssuer
 from ._http import TooLarge, get_capped
 
@@ -102,16 +103,18 @@ _PRIVATE_JWK_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth",
 _SUPPORTED_CRIT: Final = frozenset[str]()
 
 
-class AuthError(Exception):
+class AuthError(ServiceError):
     """The request is not authenticated. ``reason`` is short and safe to log or return to the
     caller: it never contains token contents."""
+
+    code = "service-auth-failed"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
-class _JWKSUnavailable(Exception):
+class _JWKSUnavailable(ServiceError):
     """Loading a JWK Set failed (message is safe to log: no key material)."""
 
 

@@ -54,7 +54,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._version import __version__
-from ..errors import B12LabsError
+from ..errors import B12LabsError, ServiceError
 from ..models import Interpretation
 from ._cards import (
     Unusable,
@@ -118,7 +118,7 @@ class _ToFHIR(Protocol):
     def __call__(self, interpretation: Interpretation, /, *, subject: str) -> dict[str, Any]: ...
 
 
-class Problem(Exception):
+class Problem(ServiceError):
     """An HTTP error answer with a JSON body (message is safe to return and log)."""
 
     def __init__(
@@ -126,7 +126,7 @@ class Problem(Exception):
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.code = code
+        self.problem = code  # the JSON body's code; ``self.code`` is the registry's
         self.message = message
         self.headers = headers or {}
 
@@ -668,7 +668,9 @@ def create_app(
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
-        return _error(exc.status, exc.code, exc.message, _info(request)["request_id"], exc.headers)
+        return _error(
+            exc.status, exc.problem, exc.message, _info(request)["request_id"], exc.headers
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
