@@ -21,8 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import InvalidValueError, UnitError, UnknownAnalyteError
-from .units import ANALYTES, accepted_units, resolve_unit
+from . import _grammar as grammar
+from .errors import ERROR_CODES, InputError, InvalidValueError, UnitError, UnknownAnalyteError
+from .units import ANALYTES, accepted_units, resolve_unit, unit_hint
 from .vocabulary import (
     NEUROLOGICAL_SYMPTOMS,
     match_medication,
@@ -47,35 +48,17 @@ __all__ = [
 ]
 
 Comparator = Literal["<", "<=", ">", ">="]
-_COMPARATORS: dict[str, Comparator] = {
-    "<": "<",
-    "<=": "<=",
-    "=<": "<=",
-    "≤": "<=",
-    ">": ">",
-    ">=": ">=",
-    "=>": ">=",
-    "≥": ">=",
-}
-_QUALITATIVE = {
-    "positive": "positive",
-    "pos": "positive",
-    "detected": "positive",
-    "+": "positive",
-    "reactive": "positive",
-    "present": "positive",
-    "negative": "negative",
-    "neg": "negative",
-    "not detected": "negative",
-    "-": "negative",
-    "non-reactive": "negative",
-    "nonreactive": "negative",
-    "absent": "negative",
-}
-_NUMBER = r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?"  # "12." is 12
-_MEASUREMENT_RE = re.compile(
-    rf"^\s*(?P<cmp>[<>=≤≥~!]+)?\s*(?P<num>{_NUMBER})\s*(?P<unit>\S.*?)?\s*$"
-)
+
+
+def _coded(exc: ValueError) -> InputError | None:
+    """The b12labs error a validator raised inside a pydantic ``ValidationError``, if any."""
+    errors = getattr(exc, "errors", None)
+    for err in errors() if callable(errors) else ():
+        found = (err.get("ctx") or {}).get("error")
+        if isinstance(found, InputError):
+            return found
+    cause = exc.__cause__ or exc.__context__
+    return cause if isinstance(cause, InputError) else None
 
 
 class Measurement(BaseModel):
@@ -100,18 +83,35 @@ class Measurement(BaseModel):
     def _comparator(cls, v: object) -> object:
         if v is None or v == "":
             return None
-        if isinstance(v, str) and v.strip() in _COMPARATORS:
-            return _COMPARATORS[v.strip()]
-        raise ValueError(f"malformed comparator {v!r} (accepted: <, <=, >, >=)")
+        if isinstance(v, str) and v.strip() in grammar.COMPARATORS:
+            return grammar.COMPARATORS[v.strip()]
+        raise InvalidValueError(
+            code="comparator-invalid",
+            analyte="comparator",
+            reported=v,
+            accepted=grammar.COMPARATORS_ACCEPTED,
+        )
 
     @model_validator(mode="after")
     def _check(self) -> Measurement:
         for name in ("value", "ref_low", "ref_high"):
             x = getattr(self, name)
-            if x is not None and (not math.isfinite(x) or x < 0):
-                raise ValueError(f"{name} must be a finite, non-negative number, got {x!r}")
+            if x is not None:
+                bad = grammar.check_number(x)
+                if isinstance(bad, tuple):
+                    code = bad[0] if name == "value" else "reference-invalid"
+                    raise InvalidValueError(code=code, analyte=name, reported=x, accepted=bad[1])
+        if self.ref_low is not None and self.ref_high is not None and self.ref_low > self.ref_high:
+            raise InvalidValueError(
+                code="reference-inverted",
+                analyte="ref_low",
+                reported=f"{self.ref_low:g} > {self.ref_high:g}",
+                accepted="ref_low <= ref_high",
+            )
         if self.value is None and self.qualitative is None:
-            raise ValueError("a measurement needs a value (or a qualitative result)")
+            raise InvalidValueError(
+                code="value-missing", accepted="a value (or a qualitative result)"
+            )
         return self
 
     def text(self) -> str:
@@ -124,30 +124,13 @@ class Measurement(BaseModel):
         return f"{self.comparator or ''}{num}{' ' + self.unit if self.unit else ''}"
 
 
-def _number(text: str, decimal: str, analyte: str, reported: object) -> float:
-    if decimal == ",":
-        if "." in text and "," in text:
-            raise InvalidValueError(
-                "ambiguous number (both '.' and ',')", analyte=analyte, reported=reported
-            )
-        text = text.replace(",", ".")
-    elif "," in text:
-        raise InvalidValueError(
-            "a comma in the number: is it a decimal comma?",
-            analyte=analyte,
-            reported=reported,
-            accepted="pass decimal=',' (CLI --decimal ,) for decimal commas",
-        )
-    value = float(text)
-    return value
-
-
 def _check_value(value: float, analyte: str, reported: object) -> float:
-    if not math.isfinite(value):
-        raise InvalidValueError("not a finite number", analyte=analyte, reported=reported)
-    if value < 0:
-        raise InvalidValueError("negative value", analyte=analyte, reported=reported)
-    return value
+    if isinstance(value, int) and abs(value) > grammar.MAX_MAGNITUDE:  # before float(): no overflow
+        raise InvalidValueError(code="value-too-large", analyte=analyte, reported=reported)
+    bad = grammar.check_number(float(value))
+    if isinstance(bad, tuple):
+        raise InvalidValueError(code=bad[0], analyte=analyte, reported=reported, accepted=bad[1])
+    return bad
 
 
 @functools.lru_cache(maxsize=65536)
@@ -167,48 +150,24 @@ def _parse_text_uncached(
 ) -> Measurement:
     spec = ANALYTES[analyte]
     stripped = text.strip()
+    if grammar.is_missing(stripped):
+        raise InvalidValueError(code="value-missing", analyte=analyte, reported=text)
     if spec.qualitative and not numeric:
-        q = _QUALITATIVE.get(stripped.lower())
-        if q is None:
-            numeric = _MEASUREMENT_RE.match(stripped) is not None
-            raise InvalidValueError(
-                QUALITATIVE_NEEDS_CUTOFF if numeric else "not a qualitative result",
-                analyte=analyte,
-                reported=text,
-                accepted=QUALITATIVE_ACCEPTED,
-            )
+        q = grammar.read_qualitative(stripped, field=analyte)
         return Measurement(qualitative=q, reported=stripped)
-    m = _MEASUREMENT_RE.match(stripped)
-    if m is None:
-        raise InvalidValueError(
-            "not a number",
-            analyte=analyte,
-            reported=text,
-            accepted=f"a number with its unit, e.g. '250 {accepted_units(analyte).split(', ')[0]}' or '<50 ...'",
-        )
-    cmp_text = m.group("cmp")
-    comparator: Comparator | None = None
-    if cmp_text:
-        if cmp_text not in _COMPARATORS:
-            raise InvalidValueError(
-                f"malformed comparator {cmp_text!r}",
-                analyte=analyte,
-                reported=text,
-                accepted="<, <=, >, >=, ≤, ≥",
-            )
-        comparator = _COMPARATORS[cmp_text]
-    value = _check_value(_number(m.group("num"), decimal, analyte, text), analyte, text)
-    text_unit = m.group("unit")
+    cell = grammar.read_cell(stripped, decimal=decimal, field=analyte)
+    text_unit = cell.unit
     if text_unit and unit and text_unit.strip() != unit.strip():
         resolved_text = resolve_unit(analyte, text_unit).code
         if resolved_text != resolve_unit(analyte, unit).code:
             raise UnitError(
-                f"the value's unit contradicts the unit given ({unit!r})",
+                code="unit-conflict",
                 analyte=analyte,
                 reported=text,
+                accepted=f"the unit given ({unit!r}) or none in the value",
             )
     return Measurement(
-        value=value, unit=text_unit or unit, comparator=comparator, reported=stripped
+        value=cell.value, unit=text_unit or unit, comparator=cell.comparator, reported=stripped
     )
 
 
@@ -220,7 +179,8 @@ def _with_unit(analyte: str, m: Measurement) -> Measurement:
     if m.unit is None or not m.unit.strip():
         if spec.unit_required or spec.default_unit is None:
             raise UnitError(
-                "a value without a unit (it is never guessed: pg/mL and pmol/L differ by 1.36x)",
+                f"{ERROR_CODES['unit-missing'].title} (it is never guessed: {unit_hint(analyte)})",
+                code="unit-missing",
                 analyte=analyte,
                 reported=m.text(),
                 accepted=accepted_units(analyte),
@@ -244,7 +204,9 @@ def parse_measurement(
             "unknown analyte key", analyte=analyte, accepted=", ".join(ANALYTES)
         )
     if decimal not in (".", ","):
-        raise ValueError("decimal must be '.' or ','")
+        raise InvalidValueError(
+            code="option-invalid", analyte="decimal", reported=decimal, accepted="'.' or ','"
+        )
     if type(raw) is dict and unit is None and len(raw) == 2:
         # the common machine form {"value": 250.0, "unit": "pg/mL"}: the same checks as the
         # general path below (finite, non-negative, a known unit of the right dimension)
@@ -255,7 +217,7 @@ def parse_measurement(
             and value_unit.strip()
             and not ANALYTES[analyte].qualitative
         ):
-            checked = _check_value(float(value), analyte, value)
+            checked = _check_value(value, analyte, value)
             resolve_unit(analyte, value_unit)  # raises UnitError
             return _new_measurement(value=checked, unit=value_unit)
     if isinstance(raw, Measurement):
@@ -263,19 +225,22 @@ def parse_measurement(
     elif isinstance(raw, str):
         m = _parse_text(analyte, raw, decimal, unit)
     elif isinstance(raw, bool):
-        if ANALYTES[analyte].qualitative:
-            m = Measurement(qualitative="positive" if raw else "negative")
-        else:
-            raise InvalidValueError("not a number", analyte=analyte, reported=raw)
+        # a bool is never a number, nor a positive/negative result (True is not "positive")
+        raise InvalidValueError(
+            code="value-type-invalid",
+            analyte=analyte,
+            reported=raw,
+            accepted="a number with its unit, or positive/negative text",
+        )
     elif isinstance(raw, (int, float)):
-        m = Measurement(value=_check_value(float(raw), analyte, raw), unit=unit)
+        m = Measurement(value=_check_value(raw, analyte, raw), unit=unit)
     elif isinstance(raw, Mapping):
         data = dict(raw)
         value = data.get("value")
         if isinstance(value, str):
             numeric = (
                 ANALYTES[analyte].qualitative
-                and value.strip().lower() not in _QUALITATIVE
+                and value.strip().lower() not in grammar.QUALITATIVE_WORDS
                 and data.get("ref_high") is not None
             )
             base = _parse_text(analyte, value, decimal, data.get("unit") or unit, numeric)
@@ -286,27 +251,44 @@ def parse_measurement(
             data.setdefault("unit", base.unit)
             if base.value is not None:
                 data["value"] = base.value
-        elif value is not None and not isinstance(value, bool):
-            try:
-                data["value"] = _check_value(float(value), analyte, value)
-            except (TypeError, ValueError) as exc:
-                if isinstance(exc, InvalidValueError):
-                    raise
-                raise InvalidValueError("not a number", analyte=analyte, reported=value) from None
+        elif isinstance(value, bool):
+            raise InvalidValueError(
+                code="value-type-invalid", analyte=analyte, reported=value, accepted="a number"
+            )
+        elif isinstance(value, (int, float)):
+            data["value"] = _check_value(value, analyte, value)
+        elif value is not None:
+            raise InvalidValueError(
+                code="value-type-invalid", analyte=analyte, reported=value, accepted="a number"
+            )
         if unit is not None and not data.get("unit"):
             data["unit"] = unit
         for key in ("ref_low", "ref_high"):
-            if isinstance(data.get(key), str):
-                data[key] = _number(data[key].strip(), decimal, analyte, data[key])
+            if key in data:
+                data[key] = grammar.read_limit(data[key], field=f"{analyte}.{key}", decimal=decimal)
         try:
             m = Measurement.model_validate(data)
         except ValueError as exc:
+            coded = _coded(exc)
+            if coded is not None:
+                raise InvalidValueError(
+                    coded.reason,
+                    code=coded.code,
+                    analyte=analyte if coded.analyte is None else f"{analyte}.{coded.analyte}",
+                    reported=coded.reported,
+                    accepted=coded.accepted,
+                ) from None
             raise InvalidValueError(
-                _first_error(exc), analyte=analyte, reported=dict(raw)
+                f"{ERROR_CODES['value-type-invalid'].title}: {_first_error(exc)}",
+                code="value-type-invalid",
+                analyte=analyte,
+                reported=dict(raw),
             ) from None
     else:
         raise InvalidValueError(
-            f"cannot read a {type(raw).__name__} as a measurement",
+            f"{ERROR_CODES['value-type-invalid'].title}: cannot read a {type(raw).__name__} "
+            "as a measurement",
+            code="value-type-invalid",
             analyte=analyte,
             reported=raw,
             accepted="a string such as '250 pg/mL', a mapping with value and unit, or a Measurement",
@@ -317,12 +299,9 @@ def parse_measurement(
 
 
 #: What a qualitative analyte (the IF antibody) accepts, in every front-end's errors.
-QUALITATIVE_ACCEPTED = "positive, negative, or a number with the laboratory's cut-off (ref_high)"
+QUALITATIVE_ACCEPTED = grammar.QUALITATIVE_ACCEPTED
 #: Why a number alone cannot be read for a qualitative analyte.
-QUALITATIVE_NEEDS_CUTOFF = (
-    "a number without the laboratory's cut-off (ref_high; above it is positive) cannot be read "
-    "as positive or negative"
-)
+QUALITATIVE_NEEDS_CUTOFF = ERROR_CODES["qualitative-needs-cutoff"].title
 
 
 def _qualitative_from_number(analyte: str, m: Measurement) -> Measurement:
@@ -336,6 +315,7 @@ def _qualitative_from_number(analyte: str, m: Measurement) -> Measurement:
     if m.ref_high is None or m.value is None:
         raise InvalidValueError(
             QUALITATIVE_NEEDS_CUTOFF,
+            code="qualitative-needs-cutoff",
             analyte=analyte,
             reported=reported,
             accepted=QUALITATIVE_ACCEPTED,
@@ -347,7 +327,9 @@ def _qualitative_from_number(analyte: str, m: Measurement) -> Measurement:
     at_or_below = v <= cut and cmp in (None, "<", "<=")
     if above == at_or_below:  # a censored value on both sides of the cut-off
         raise InvalidValueError(
-            f"the censored value lies on both sides of the laboratory's cut-off ({cut:g})",
+            f"{ERROR_CODES['value-censored-invalid'].title}: it lies on both sides of the "
+            f"laboratory's cut-off ({cut:g})",
+            code="value-censored-invalid",
             analyte=analyte,
             reported=reported,
             accepted=QUALITATIVE_ACCEPTED,
@@ -377,9 +359,7 @@ def parse_panel(panel: Mapping[str, object], *, decimal: str = ".") -> dict[str,
             raise UnknownAnalyteError(
                 "unknown analyte key", analyte=str(key), accepted=", ".join(ANALYTES)
             )
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            continue
-        if isinstance(raw, float) and math.isnan(raw):
+        if grammar.is_missing(raw):  # None, NaN, "", "NA", "N/A", "null"…: no result
             continue
         out[key] = parse_measurement(key, raw, decimal=decimal)
     return out
@@ -429,7 +409,9 @@ class LabPanel(BaseModel):
             return panel
         if not isinstance(panel, Mapping):
             raise InvalidValueError(
-                f"a panel must be a mapping or a LabPanel, not {type(panel).__name__}"
+                f"{ERROR_CODES['input-type-invalid'].title}: a panel must be a mapping or a "
+                f"LabPanel, not {type(panel).__name__}",
+                code="input-type-invalid",
             )
         return cls.model_construct(None, **parse_panel(panel, decimal=decimal))
 
@@ -438,30 +420,10 @@ class LabPanel(BaseModel):
         return {k: v for k in ANALYTES if (v := getattr(self, k)) is not None}
 
 
-_TRUE = {"true", "yes", "y", "1", "t"}
-_FALSE = {"false", "no", "n", "0", "f"}
-
-
 def parse_bool(value: object, field: str) -> bool | None:
-    """Booleans as docs/clinical-logic.md §3 accepts them: true/false, yes/no, y/n, 1/0."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        if isinstance(value, float) and math.isnan(value):
-            return None
-        if value in (0, 1):
-            return bool(value)
-    elif isinstance(value, str):
-        v = value.strip().lower()
-        if not v:
-            return None
-        if v in _TRUE:
-            return True
-        if v in _FALSE:
-            return False
-    raise InvalidValueError(
-        "not a yes/no value", analyte=field, reported=value, accepted="true/false, yes/no, y/n, 1/0"
-    )
+    """Booleans as docs/clinical-logic.md §3 accepts them: true/false, yes/no, y/n, 1/0
+    (the one reading, :func:`b12labs._grammar.read_bool`)."""
+    return grammar.read_bool(value, field=field)
 
 
 _SEX = {
@@ -480,16 +442,24 @@ _SEX = {
 }
 
 
-def _split_terms(value: object) -> list[str]:
+def _split_terms(value: object, field: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, float) and math.isnan(value):
         return []
     if isinstance(value, str):
         return [t.strip() for t in re.split(r"[;|]", value) if t.strip()]
-    if isinstance(value, Iterable):
-        return [str(t).strip() for t in value if str(t).strip()]
-    raise InvalidValueError("expected a list of terms", reported=value)
+    # a mapping would iterate its keys and bytes their integers: never a list of terms
+    if isinstance(value, Iterable) and not isinstance(value, (Mapping, bytes, bytearray)):
+        items = list(value)
+        if all(isinstance(t, str) for t in items):
+            return [t.strip() for t in items if t.strip()]
+    raise InvalidValueError(
+        code="value-type-invalid",
+        analyte=field,
+        reported=value,
+        accepted="a string ('a; b') or a list of strings",
+    )
 
 
 class PatientContext(BaseModel):
@@ -513,17 +483,9 @@ class PatientContext(BaseModel):
 
     @field_validator("age", "days_since_b12_injection", mode="before")
     @classmethod
-    def _number(cls, v: object) -> object:
-        if isinstance(v, float) and math.isnan(v):
-            return None
-        if isinstance(v, str):
-            if not v.strip():
-                return None
-            try:
-                return float(v)
-            except ValueError:
-                raise ValueError(f"not a number: {v!r}") from None
-        return v
+    def _number(cls, v: object, info: Any) -> object:
+        upper = 130.0 if info.field_name == "age" else None
+        return grammar.read_plain_number(v, field=info.field_name, upper=upper)
 
     @field_validator("sex", mode="before")
     @classmethod
@@ -532,7 +494,14 @@ class PatientContext(BaseModel):
             return "unknown"
         if isinstance(v, str) and v.strip().lower() in _SEX:
             return _SEX[v.strip().lower()]
-        raise ValueError(f"unknown sex {v!r} (accepted: female/f, male/m, other, unknown/u)")
+        if grammar.is_missing(v):
+            return "unknown"
+        raise InvalidValueError(
+            code="context-value-invalid",
+            analyte="sex",
+            reported=v,
+            accepted="female/f, male/m, other, unknown/u",
+        )
 
     @field_validator("pregnant", "nitrous_oxide_exposure", mode="before")
     @classmethod
@@ -556,23 +525,32 @@ class PatientContext(BaseModel):
                 "tablet": "oral",
                 "no": "none",
             }
-            return aliases.get(t, t)
-        return v
+            t = aliases.get(t, t)
+            if t in ("none", "oral", "injection"):
+                return t
+        if grammar.is_missing(v):
+            return None
+        raise InvalidValueError(
+            code="context-value-invalid",
+            analyte="b12_treatment",
+            reported=v,
+            accepted="none, oral, injection",
+        )
 
     @field_validator("medications", mode="before")
     @classmethod
     def _meds(cls, v: object) -> object:
-        return tuple(_split_terms(v))
+        return tuple(_split_terms(v, "medications"))
 
     @field_validator("conditions", mode="before")
     @classmethod
     def _conditions(cls, v: object) -> object:
-        return tuple(dict.fromkeys(normalise_condition(t) for t in _split_terms(v)))
+        return tuple(dict.fromkeys(normalise_condition(t) for t in _split_terms(v, "conditions")))
 
     @field_validator("symptoms", mode="before")
     @classmethod
     def _symptoms(cls, v: object) -> object:
-        return tuple(dict.fromkeys(normalise_symptom(t) for t in _split_terms(v)))
+        return tuple(dict.fromkeys(normalise_symptom(t) for t in _split_terms(v, "symptoms")))
 
     @property
     def medication_classes(self) -> frozenset[str]:
@@ -598,26 +576,36 @@ class PatientContext(BaseModel):
             return context
         if not isinstance(context, Mapping):
             raise InvalidValueError(
-                f"a context must be a mapping or a PatientContext, not {type(context).__name__}"
+                f"{ERROR_CODES['input-type-invalid'].title}: a context must be a mapping or a "
+                f"PatientContext, not {type(context).__name__}",
+                code="input-type-invalid",
+            )
+        unknown = [str(k) for k in context if k not in cls.model_fields]
+        if unknown:
+            raise InvalidValueError(
+                code="context-unknown-key",
+                analyte=unknown[0],
+                accepted=", ".join(cls.model_fields),
             )
         try:
             return cls.model_validate(context)
         except ValueError as exc:
-            cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, InvalidValueError):
-                raise cause from None
+            coded = _coded(exc)
+            if coded is not None:
+                raise coded from None
             errors = getattr(exc, "errors", None)
             field = None
-            if callable(errors):
-                loc = errors()[0].get("loc", ())
-                field = str(loc[0]) if loc else None
-            from .errors import VocabularyError
-
-            for err in errors() if callable(errors) else ():
-                ctx_err = (err.get("ctx") or {}).get("error")
-                if isinstance(ctx_err, (VocabularyError, InvalidValueError)):
-                    raise ctx_err from None
-            raise InvalidValueError(_first_error(exc), analyte=field) from None
+            first: dict[str, Any] = errors()[0] if callable(errors) else {}
+            loc = first.get("loc", ())
+            field = str(loc[0]) if loc else None
+            # the field is named once, by the error's analyte (not again in the message)
+            msg = str(first.get("msg", exc)).removeprefix("Value error, ")
+            raise InvalidValueError(
+                f"{ERROR_CODES['context-value-invalid'].title}: {msg}",
+                code="context-value-invalid",
+                analyte=field,
+                reported=first.get("input"),
+            ) from None
 
 
 _EMPTY_CONTEXT = PatientContext()
@@ -744,6 +732,9 @@ class IgnoredInput(_Out):
 
     source: str
     reason: str
+    code: str | None = Field(
+        default=None, description="the error code (docs/errors.md) when a value was refused"
+    )
 
 
 class Interpretation(_Out):

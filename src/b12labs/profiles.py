@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -227,6 +229,12 @@ def load_profile(ref: str | Path | Profile = DEFAULT_PROFILE) -> Profile:
         return ref
     if isinstance(ref, Path):
         ref = str(ref)
+    if not isinstance(ref, str) or not ref.strip():
+        raise ProfileError(
+            f"profile must be a shipped profile id, a path or a Profile, not {ref!r} "
+            f"(shipped: {', '.join(p['id'] for p in list_profiles())})",
+            code="option-invalid",
+        )
     return _load_cached(ref)
 
 
@@ -283,6 +291,7 @@ def _load(ref: str, relative_to: Path | None, chain: tuple[str, ...]) -> Profile
         raise ProfileError(
             f"missing threshold(s): {', '.join(missing)}", file=name, key=f"thresholds.{missing[0]}"
         )
+    _check_order(thresholds, name)
     date = raw.get("effective_date")
     if date is not None and not isinstance(date, dt.date):
         raise ProfileError(
@@ -302,6 +311,28 @@ def _load(ref: str, relative_to: Path | None, chain: tuple[str, ...]) -> Profile
     )
 
 
+#: Limits that must not decrease along each chain (compared in canonical units): a band
+#: limit above the next band's would leave a band empty and read a value in two bands.
+THRESHOLD_ORDER: tuple[tuple[str, ...], ...] = (
+    ("b12_deficient", "b12_indeterminate_upper", "b12_high"),
+    ("holotc_deficient", "holotc_indeterminate_upper"),
+)
+
+
+def _check_order(thresholds: Mapping[str, Threshold], file: str) -> None:
+    for chain in THRESHOLD_ORDER:
+        for lower, upper in itertools.pairwise(chain):
+            lo, hi = thresholds[lower], thresholds[upper]
+            if lo.canonical > hi.canonical:
+                raise ProfileError(
+                    f"profile thresholds out of order: {lower} ({lo.value:g} {lo.unit}) lies "
+                    f"above {upper} ({hi.value:g} {hi.unit}); the bands run " + " <= ".join(chain),
+                    file=file,
+                    key=f"thresholds.{lower}",
+                    code="profile-threshold-order",
+                )
+
+
 def _threshold(key: str, entry: object, sources: Mapping[str, str], file: str) -> Threshold:
     where = f"thresholds.{key}"
     spec = THRESHOLDS.get(key)
@@ -314,6 +345,13 @@ def _threshold(key: str, entry: object, sources: Mapping[str, str], file: str) -
     value = entry.get("value")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProfileError("missing or non-numeric value", file=file, key=where)
+    if not math.isfinite(value) or value < 0:
+        raise ProfileError(
+            f"a negative threshold ({value!r}): thresholds are finite and non-negative",
+            file=file,
+            key=where,
+            code="profile-threshold-negative",
+        )
     unit = entry.get("unit")
     if not isinstance(unit, str) or not unit:
         raise ProfileError("missing unit", file=file, key=where)

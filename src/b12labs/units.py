@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._data import read_toml, reference_ranges
-from .errors import UnitError
+from .errors import B12LabsError, UnitError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pint
@@ -32,6 +32,7 @@ __all__ = [
     "resolve_unit",
     "round_sig",
     "ucum_code",
+    "unit_hint",
 ]
 
 
@@ -149,7 +150,7 @@ def _pint_expr(code: str) -> str:
     return _UCUM_TO_PINT.get(code, code)
 
 
-class _WrongDimension(Exception):
+class _WrongDimension(B12LabsError):
     pass
 
 
@@ -191,6 +192,26 @@ def accepted_units(analyte: str) -> str:
     return examples.get(spec.canonical_unit, spec.canonical_unit)
 
 
+@functools.lru_cache(maxsize=64)
+def unit_hint(analyte: str) -> str:
+    """Why a unit is never guessed for ``analyte``: two of its common units and the factor
+    between them (``pg/mL and pmol/L differ by 1.36x``), computed from the unit data."""
+    examples = [u.strip() for u in accepted_units(analyte).split(",")]
+    factors: list[tuple[str, float]] = []
+    for u in examples:
+        try:
+            factors.append((u, resolve_unit(analyte, u).factor))
+        except UnitError:
+            continue
+    for i, (a, fa) in enumerate(factors):
+        for b, fb in factors[i + 1 :]:
+            ratio = max(fa, fb) / min(fa, fb)
+            if ratio > 1.0001:
+                shown = f"{ratio:.3g}" if ratio < 100 else f"{ratio:.0f}"
+                return f"{a} and {b} differ by {shown}x"
+    return f"the canonical unit is {ANALYTES[analyte].canonical_unit}"
+
+
 @functools.lru_cache(maxsize=4096)
 def resolve_unit(analyte: str, unit: str) -> ResolvedUnit:
     """Resolve ``unit`` for ``analyte``: its UCUM code and the factor to the canonical unit.
@@ -207,7 +228,10 @@ def resolve_unit(analyte: str, unit: str) -> ResolvedUnit:
         tokens = re.split(r"\s*/\s*", text)
         if not text or _UCUM_ONLY.search(text) or not all(_FALLBACK_TOKEN.match(t) for t in tokens):
             raise UnitError(
-                "unknown unit", analyte=analyte, reported=unit, accepted=accepted_units(analyte)
+                code="unit-unknown",
+                analyte=analyte,
+                reported=unit,
+                accepted=accepted_units(analyte),
             )
         expr = code = text
     try:
@@ -215,7 +239,7 @@ def resolve_unit(analyte: str, unit: str) -> ResolvedUnit:
             factor = _factor(spec, expr, _pint_expr(spec.canonical_unit))
     except _WrongDimension:
         raise UnitError(
-            f"unit has the wrong dimension for {spec.short}",
+            code="unit-wrong-dimension",
             analyte=analyte,
             reported=unit,
             accepted=accepted_units(analyte),
@@ -224,11 +248,14 @@ def resolve_unit(analyte: str, unit: str) -> ResolvedUnit:
         Exception
     ):  # pint's UndefinedUnitError is an AttributeError, DimensionalityError a TypeError
         raise UnitError(
-            "unknown unit", analyte=analyte, reported=unit, accepted=accepted_units(analyte)
+            code="unit-unknown",
+            analyte=analyte,
+            reported=unit,
+            accepted=accepted_units(analyte),
         ) from None
     if not math.isfinite(factor) or factor <= 0:
         raise UnitError(
-            "unusable unit", analyte=analyte, reported=unit, accepted=accepted_units(analyte)
+            code="unit-unknown", analyte=analyte, reported=unit, accepted=accepted_units(analyte)
         )
     return ResolvedUnit(analyte=analyte, reported=unit, code=code, factor=factor)
 

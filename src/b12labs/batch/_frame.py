@@ -8,9 +8,7 @@ same rule definitions ``interpret()`` uses, evaluated with the numpy namespace.
 
 from __future__ import annotations
 
-import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +17,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import _grammar as grammar
 from .._comment import comment as build_comment
 from .._dates import parse_dates
-from .._engine import BAND_KEYS, SEX_CODES, TREATMENT_CODES, VECTOR, RawInputs
+from .._engine import BAND_KEYS, CMP_CODES, SEX_CODES, TREATMENT_CODES, VECTOR, RawInputs
 from .._evaluate import evaluate, severity_rank
 from .._version import __version__
 from ..errors import B12LabsError, InputFormatError
-from ..models import QUALITATIVE_NEEDS_CUTOFF, PatientContext, parse_bool
+from ..models import PatientContext, parse_bool
 from ..profiles import DEFAULT_PROFILE, Profile, load_profile
 from ..rules import CATALOGUE, ActionSpec
-from ..units import ANALYTES, column_name, resolve_unit
+from ..units import ANALYTES, column_name, resolve_unit, unit_hint
 from ..vocabulary import (
     MEDICATION_CLASSES,
     NEUROLOGICAL_SYMPTOMS,
@@ -48,31 +47,36 @@ OUTPUT_COLUMNS = (
     "b12labs_actions",
     "b12labs_comment",
     "b12labs_error",
+    "b12labs_error_code",
     "b12labs_profile",
     "b12labs_version",
 )
 VALUE_COLUMNS = tuple(column_name(k) for k in ANALYTES)
 
-_CMP = {"<": 1, "<=": 2, "=<": 2, "≤": 2, ">": 3, ">=": 4, "=>": 4, "≥": 4}
-_CELL = r"^\s*(?P<cmp>[<>=≤≥~!]+)?\s*(?P<num>[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*(?P<unit>\S.*?)?\s*$"
+# the vectorised kernels read the one input grammar (b12labs._grammar): its cell pattern,
+# comparators, qualitative words and missing markers; a cell they cannot read is explained by
+# the grammar's own scalar reading (grammar.diagnose), so both paths give one code and wording
+_CMP = {text: CMP_CODES[cmp] for text, cmp in grammar.COMPARATORS.items()}
+_CELL = grammar.CELL_PATTERN
 _SEVERITY_NAMES = np.array(["", "info", "warning", "critical"], dtype=object)
 _STATUS_NAMES = np.array(
     ["not_assessed", "deficient", "uninterpretable", "probable", "indeterminate", "unlikely"],
     dtype=object,
 )
-_QUAL_POS = {"positive", "pos", "detected", "+", "reactive", "present"}
-_QUAL_NEG = {"negative", "neg", "not detected", "-", "non-reactive", "nonreactive", "absent"}
+_QUAL_POS = [w for w, q in grammar.QUALITATIVE_WORDS.items() if q == "positive"]
+_QUAL_NEG = [w for w, q in grammar.QUALITATIVE_WORDS.items() if q == "negative"]
 
 
 class _Errors:
-    """Per-row error messages, built only for the rows that have one."""
+    """Per-row error messages and their codes, built only for the rows that have one."""
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def add(self, mask: np.ndarray, message: Any) -> None:
-        """``message``: a string, or a function of the row indices giving one string each."""
+    def add(self, mask: np.ndarray, message: Any, code: Any) -> None:
+        """``message``: a string, or a function of the row indices giving one string each;
+        ``code``: an error code (a key of ``ERROR_CODES``), or an array of one per row."""
         if not mask.any():
             return
         idx = np.flatnonzero(mask)
@@ -82,9 +86,10 @@ class _Errors:
             msgs = np.asarray(message(idx), dtype=object)
         else:
             msgs = np.full(len(idx), message, dtype=object)
-        self.parts.append((idx, msgs))
+        codes = code[idx] if isinstance(code, np.ndarray) else np.full(len(idx), code, dtype=object)
+        self.parts.append((idx, msgs, codes))
 
-    def cell(self, mask: np.ndarray, column: str, cells: Any, reason: Any) -> None:
+    def cell(self, mask: np.ndarray, column: str, cells: Any, reason: Any, code: Any) -> None:
         """``column='cell text': reason`` for the masked rows (``reason`` may be per row)."""
         if isinstance(reason, np.ndarray):
             self.add(
@@ -93,16 +98,31 @@ class _Errors:
                     f"{column}={t!r}: {r}"
                     for t, r in zip(_take(cells, idx), reason[idx], strict=True)
                 ],
+                code,
             )
         else:
-            self.add(mask, lambda idx: [f"{column}={t!r}: {reason}" for t in _take(cells, idx)])
+            self.add(
+                mask, lambda idx: [f"{column}={t!r}: {reason}" for t in _take(cells, idx)], code
+            )
 
-    def column(self) -> np.ndarray:
+    def coded(self, mask: np.ndarray, column: str, cells: Any, code: str) -> None:
+        """The rows of ``mask`` fail with ``code``, worded as the registry words it."""
+        self.cell(mask, column, cells, grammar.reason(code), code)
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """(messages joined by '; ', codes joined by ';' without repeats) per row."""
         out = np.full(self.n, "", dtype=object)
-        for idx, msgs in self.parts:
+        codes = np.full(self.n, "", dtype=object)
+        for idx, msgs, cs in self.parts:
             current = out[idx]
             out[idx] = np.where(current == "", msgs, current + "; " + msgs)
-        return out
+            now = codes[idx]
+            repeat = np.array([c in n.split(";") for n, c in zip(now, cs, strict=True)], dtype=bool)
+            codes[idx] = np.where(now == "", cs, np.where(repeat, now, now + ";" + cs))
+        return out, codes
+
+    def column(self) -> np.ndarray:
+        return self.columns()[0]
 
 
 def _nonblank(text: np.ndarray) -> np.ndarray:
@@ -112,7 +132,7 @@ def _nonblank(text: np.ndarray) -> np.ndarray:
     return pd.Series(text, dtype="string").str.strip().ne("").to_numpy(dtype=bool, na_value=False)
 
 
-_MISSING = ("", "na", "n/a", "nan", "null", "none", "#n/a")
+_MISSING = grammar.MISSING_MARKERS
 
 
 def _cells(series: pd.Series) -> pd.Series:
@@ -208,6 +228,9 @@ def _parse_numbers(
         number, filled = _to_float(candidate)
     else:
         number, filled = np.zeros(0), np.zeros(0, dtype=bool)
+    # inf (a 400-digit cell) and absurd magnitudes are read by the regular expression below,
+    # which leaves them unreadable for the grammar to explain (value-too-large)
+    number = np.where(np.abs(number) <= grammar.MAX_MAGNITUDE, number, np.nan)
     cmp = np.zeros(n, dtype=np.int64)
     units = _CellUnits(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object))
     ok = ~np.isnan(number)
@@ -225,8 +248,10 @@ def _parse_numbers(
             num_text = num_text.str.replace(",", ".", regex=False)
         else:
             num_text = num_text.where(~num_text.fillna("").str.contains(",", regex=False))
+        long_ = num_text.str.len().to_numpy(dtype=float, na_value=0.0) > grammar.MAX_NUMBER_CHARS
+        num_text = num_text.where(~long_)
         nums = pd.to_numeric(num_text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        nums = np.where(np.isfinite(nums), nums, np.nan)
+        nums = np.where(np.abs(nums) <= grammar.MAX_MAGNITUDE, nums, np.nan)
         cmps = parts["cmp"].fillna("").to_numpy(dtype=object)
         cmp_codes = np.array([_CMP.get(c, -1) if c else 0 for c in cmps], dtype=np.int64)
         good = ~np.isnan(nums) & (cmp_codes >= 0)
@@ -237,6 +262,18 @@ def _parse_numbers(
         units = _CellUnits(idx[has_unit], unit_text[has_unit])
         ok[idx[good]] = True
     return number, cmp, units, ok, present
+
+
+def _explain(bad: np.ndarray, cells: Any, decimal: str) -> tuple[np.ndarray, np.ndarray]:
+    """(reason, code) per row of the cells the kernels could not read, from the grammar's
+    scalar reading (only these rare cells are looked at one by one, once per distinct text)."""
+
+    def why(text: str) -> tuple[str, str]:
+        got = grammar.diagnose(text, decimal)
+        code, accepted = got if isinstance(got, tuple) else ("value-unparseable", None)
+        return grammar.reason(code, accepted), code
+
+    return _explain_each(bad, cells, why)
 
 
 def _canonical(number: np.ndarray, factor: np.ndarray) -> np.ndarray:
@@ -259,21 +296,13 @@ def _parse_analyte(
 
     bad = present & ~ok
     if bad.any():
-        idx = np.flatnonzero(bad)
-        reasons = np.full(n, "", dtype=object)
-        for i, t in zip(idx, _take(cells, idx), strict=True):
-            if cmp[i] < 0:
-                reasons[i] = "malformed comparator (accepted: <, <=, >, >=)"
-            elif decimal == "." and "," in t:
-                reasons[i] = "a comma in the number (use --decimal , for decimal commas)"
-            else:
-                reasons[i] = "not a number"
-        errors.cell(bad, a.value, cells, reasons)
+        reasons, codes = _explain(bad, cells, decimal)
+        errors.cell(bad, a.value, cells, reasons, codes)
     cmp = np.where(cmp < 0, 0, cmp)
     number = np.where(ok, number, np.nan)
     neg = ok & (number < 0)
     if neg.any():
-        errors.cell(neg, a.value, cells, "negative value")
+        errors.coded(neg, a.value, cells, "value-negative")
         number = np.where(neg, np.nan, number)
         ok &= ~neg
 
@@ -307,7 +336,9 @@ def _parse_analyte(
                     clash,
                     a.value,
                     cells,
-                    f"{a.unit_column} contradicts the header unit {a.header_unit}",
+                    f"{grammar.reason('unit-conflict')}: {a.unit_column} contradicts the "
+                    f"header unit {a.header_unit}",
+                    "unit-conflict",
                 )
                 ok &= ~clash
     if len(cell_unit.rows):
@@ -319,7 +350,10 @@ def _parse_analyte(
             if col_cells is not None and unit_idx[i] != 0 and ok[i]:
                 other = names[unit_idx[i]]
                 if other and not _same_unit(key, u, other):
-                    clash[i], clash_reason[i] = True, f"unit contradicts {a.unit_column}"
+                    clash[i] = True
+                    clash_reason[i] = (
+                        f"{grammar.reason('unit-conflict')}: unit contradicts {a.unit_column}"
+                    )
             if header_code is not None and ok[i]:
                 try:
                     differs = resolve_unit(key, u).code != header_code
@@ -327,13 +361,16 @@ def _parse_analyte(
                     differs = True
                 if differs:
                     clash[i] = True
-                    clash_reason[i] = f"unit contradicts the header unit {a.header_unit}"
+                    clash_reason[i] = (
+                        f"{grammar.reason('unit-conflict')}: unit contradicts the header unit "
+                        f"{a.header_unit}"
+                    )
             if u not in position:
                 position[u] = len(names)
                 names.append(u)
             unit_idx[i] = position[u]
         if clash.any():
-            errors.cell(clash, a.value, cells, clash_reason)
+            errors.cell(clash, a.value, cells, clash_reason, "unit-conflict")
             ok &= ~clash
 
     factor = np.full(n, np.nan)
@@ -343,7 +380,12 @@ def _parse_analyte(
         missing_unit = usable & np.array([not u for u in names], dtype=bool)[unit_idx]
         if missing_unit.any():
             errors.cell(
-                missing_unit, a.value, cells, f"no unit (never guessed; pass --unit {key}=UNIT)"
+                missing_unit,
+                a.value,
+                cells,
+                f"{grammar.reason('unit-missing')} (it is never guessed: {unit_hint(key)}; "
+                f"pass --unit {key}=UNIT)",
+                "unit-missing",
             )
             ok &= ~missing_unit
         for k in _used_codes(unit_idx[ok & present], len(names)):
@@ -352,7 +394,9 @@ def _parse_analyte(
                 factor_by_name[k] = resolve_unit(key, u).factor
             except B12LabsError as exc:
                 rows = ok & present & (unit_idx == k)
-                errors.cell(rows, a.value, cells, f"unit {u!r}: {getattr(exc, 'reason', exc)}")
+                errors.cell(
+                    rows, a.value, cells, f"unit {u!r}: {getattr(exc, 'reason', exc)}", exc.code
+                )
                 ok &= ~rows
         factor = factor_by_name[unit_idx]
     value = np.where(ok & present, _canonical(number, factor), np.nan)
@@ -363,9 +407,19 @@ def _parse_analyte(
         if col is None:
             continue
         rcells = df[col]
-        rnum, _rcmp, _runit, rok, rpresent = _parse_numbers(rcells, decimal)
-        errors.cell(rpresent & ~rok, col, rcells, "not a number")
+        rnum, rcmp, runit, rok, rpresent = _parse_numbers(rcells, decimal)
+        # a reference limit is a plain non-negative number, as in interpret()
+        rok = rok & (rcmp == 0) & ~runit.mask(n) & ~(rnum < 0)
+        errors.cell(
+            rpresent & ~rok, col, rcells, grammar.reason("reference-invalid"), "reference-invalid"
+        )
         target[:] = np.where(rok & ~np.isnan(factor), _canonical(rnum, factor), np.nan)
+    inverted = ref_low > ref_high
+    if inverted.any():
+        errors.coded(inverted, a.value, cells, "reference-inverted")
+        value = np.where(inverted, np.nan, value)
+        ref_low = np.where(inverted, np.nan, ref_low)
+        ref_high = np.where(inverted, np.nan, ref_high)
 
     implausible = np.zeros(n, dtype=bool)
     if spec.plausible is not None:
@@ -421,9 +475,29 @@ def _round12(x: np.ndarray) -> np.ndarray:
     return out
 
 
-#: A cell that starts like a number (with an optional comparator): for a qualitative analyte it
-#: is an error naming the missing cut-off, never a negative result.
-_LEADING_NUMBER = re.compile(r"^\s*[<>=≤≥]*\s*[+-]?[\d.,]")
+def _explain_each(bad: np.ndarray, cells: Any, why: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(reason, code) per bad row: ``why(text)`` gives them, once per distinct text."""
+    n = len(bad)
+    reasons = np.full(n, "", dtype=object)
+    codes = np.full(n, "", dtype=object)
+    idx = np.flatnonzero(bad)
+    seen: dict[str, tuple[str, str]] = {}
+    for i, text in zip(idx.tolist(), _take(cells, idx), strict=True):
+        key = str(text).strip()
+        found = seen.get(key)
+        if found is None:
+            found = seen[key] = why(key)
+        reasons[i], codes[i] = found
+    return reasons, codes
+
+
+def _qualitative_why(text: str) -> tuple[str, str]:
+    try:
+        grammar.read_qualitative(text)
+    except B12LabsError as exc:
+        accepted = getattr(exc, "accepted", None)
+        return grammar.reason(exc.code, accepted), exc.code
+    return grammar.reason("qualitative-unknown"), "qualitative-unknown"  # pragma: no cover
 
 
 def _qualitative(
@@ -431,28 +505,43 @@ def _qualitative(
 ) -> tuple[np.ndarray, np.ndarray]:
     text = _text(df[a.value])
     low = pd.Series(text, dtype="string").str.strip().str.lower().to_numpy(dtype=object)
-    pos = np.isin(low, list(_QUAL_POS))
-    neg = np.isin(low, list(_QUAL_NEG))
+    pos = np.isin(low, _QUAL_POS)
+    neg = np.isin(low, _QUAL_NEG)
+    # a number is never read as negative: without the laboratory's cut-off it cannot be read;
+    # an equivocal word is not used either (the grammar says which, for the rare bad cells)
     bad = (low != "") & ~pos & ~neg
-    # a number is never read as negative: without the laboratory's cut-off it cannot be read
-    numeric = np.zeros(len(low), dtype=bool)
-    for i in np.flatnonzero(bad):  # only the rare unreadable cells
-        numeric[i] = _LEADING_NUMBER.match(low[i]) is not None
-    errors.cell(
-        numeric, a.value, text, f"{QUALITATIVE_NEEDS_CUTOFF} (accepted: positive, negative)"
-    )
-    errors.cell(
-        bad & ~numeric, a.value, text, "not a qualitative result (accepted: positive, negative)"
-    )
+    if bad.any():
+        reasons, codes = _explain_each(bad, text, _qualitative_why)
+        errors.cell(bad, a.value, text, reasons, codes)
     return pos, neg
 
 
-def _plain_numbers(series: pd.Series, upper: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
-    """A plain, non-negative number per cell (no comparator, no unit): (values, bad cells)."""
+def _plain_numbers(
+    series: pd.Series, field: str, upper: float | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A plain, non-negative number per cell (no comparator, no unit): (values, bad cells,
+    reason and code per bad cell, from the grammar's reading of a context number)."""
     number, cmp, units, ok, present = _parse_numbers(series, ".")
-    good = ok & (cmp == 0) & ~units.mask(len(number)) & (number >= 0) & (number <= upper)
+    good = ok & (cmp == 0) & ~units.mask(len(number)) & (number >= 0)
+    if upper is not None:
+        good &= number <= upper
     bad = present & ~good
-    return np.where(good, number, np.nan), bad
+
+    def why(text: str) -> tuple[str, str]:
+        try:
+            grammar.read_plain_number(text, field=field, upper=upper)
+        except B12LabsError as exc:
+            return grammar.reason(exc.code, getattr(exc, "accepted", None)), exc.code
+        return grammar.reason("value-unparseable"), "value-unparseable"  # pragma: no cover
+
+    reasons, codes = _explain_each(bad, series, why)
+    return np.where(good, number, np.nan), bad, reasons, codes
+
+
+def _why(exc: Exception) -> str:
+    """An error's wording in a batch cell: its code's title and what is accepted."""
+    code = getattr(exc, "code", "context-value-invalid")
+    return grammar.reason(code, getattr(exc, "accepted", None))
 
 
 def _map_unique(series: pd.Series, fn: Any) -> tuple[list[Any], np.ndarray]:
@@ -476,7 +565,10 @@ def _context(
                 [f"{col}: {reason_of(r)}" if isinstance(r, Exception) else "" for r in results],
                 dtype=object,
             )
-            errors.add(mask, msgs[codes])
+            error_codes = np.array(
+                [getattr(r, "code", "context-value-invalid") for r in results], dtype=object
+            )
+            errors.add(mask, msgs[codes], error_codes[codes])
         return mask
 
     def safe(fn: Any) -> Any:
@@ -488,12 +580,12 @@ def _context(
 
         return inner
 
-    def coded(col: str, parse: Any, codes_of: Mapping[str, int], reason: str) -> np.ndarray:
+    def coded(col: str, parse: Any, codes_of: Mapping[str, int]) -> np.ndarray:
         """A vocabulary column as integer codes (0 for unknown/blank); bad cells reported."""
         results, codes = _map_unique(df[col], safe(parse))
         if not len(results):
             return np.zeros(n, dtype=np.int64)
-        bad = bad_cells(col, results, codes, lambda e: reason)
+        bad = bad_cells(col, results, codes, _why)
         code_of = np.array(
             [0 if isinstance(r, Exception) else codes_of.get(str(r), 0) for r in results],
             dtype=np.int64,
@@ -502,22 +594,24 @@ def _context(
 
     age = np.full(n, np.nan)
     if "age" in c:
-        age, bad = _plain_numbers(df[c["age"]], upper=130.0)
-        errors.cell(bad, c["age"], df[c["age"]], "not an age in years")
+        age, bad, reasons, codes = _plain_numbers(df[c["age"]], "age", upper=130.0)
+        errors.cell(bad, c["age"], df[c["age"]], reasons, codes)
     elif "date_of_birth" in c and "collected_at" in c:
         # day/month order is never guessed (b12labs._dates); every unusable date says why
         dob, dob_why = parse_dates(df[c["date_of_birth"]], date_format)
         when, when_why = parse_dates(df[c["collected_at"]], date_format)
         for col, why in ((c["date_of_birth"], dob_why), (c["collected_at"], when_why)):
             bad = why != ""
-            errors.cell(bad, col, df[col], why)
+            future = why == grammar.reason("date-future")
+            errors.cell(bad, col, df[col], why, np.where(future, "date-future", "date-invalid"))
         years = ((when - dob).dt.days / 365.2425).to_numpy(dtype=float, na_value=np.nan)
         after = years < 0
         errors.cell(
             after,
             c["date_of_birth"],
             df[c["date_of_birth"]],
-            "date of birth after the collection date",
+            grammar.reason("date-order"),
+            "date-order",
         )
         age = np.where(years >= 0, np.floor(years), np.nan)
     ctx["age"] = age
@@ -528,7 +622,6 @@ def _context(
             c["sex"],
             lambda v: PatientContext.parse({"sex": v or None}).sex,
             SEX_CODES,
-            "unknown sex (accepted: F/female, M/male, U/unknown)",
         )
     ctx["sex"] = sex
 
@@ -542,7 +635,7 @@ def _context(
                 c[name],
                 results,
                 codes,
-                lambda e: "not a yes/no value (accepted: Y/N, 1/0, true/false)",
+                _why,
             )
             flag = (
                 np.array([r is True for r in results], dtype=bool)[codes] if len(results) else flag
@@ -555,15 +648,14 @@ def _context(
             c["b12_treatment"],
             lambda v: PatientContext.parse({"b12_treatment": v or None}).b12_treatment,
             TREATMENT_CODES,
-            "unknown B12 treatment (accepted: none, oral, injection)",
         )
     ctx["treatment"] = treatment
 
     days = np.full(n, np.nan)
     if "days_since_b12_injection" in c:
         col = c["days_since_b12_injection"]
-        days, bad = _plain_numbers(df[col])
-        errors.cell(bad, col, df[col], "not a number of days")
+        days, bad, reasons, codes = _plain_numbers(df[col], "days_since_b12_injection")
+        errors.cell(bad, col, df[col], reasons, codes)
     ctx["days"] = days
 
     ctx["conditions"] = {}
@@ -601,7 +693,7 @@ def _context(
                 dtype=object,
             )
             has_unknown = np.array([bool(r[1]) for r in results], dtype=bool)[codes]
-            errors.add(has_unknown, unknown_msgs[codes])
+            errors.add(has_unknown, unknown_msgs[codes], "vocabulary-unknown")
             terms_all = sorted({t for r in results for t in r[0]})
             for term in terms_all:
                 ctx[target][term] = np.array([term in r[0] for r in results], dtype=bool)[codes]
@@ -635,6 +727,8 @@ class Prepared:
     values: dict[str, np.ndarray]
     errors: np.ndarray
     n: int
+    #: the codes of each row's errors (``;``-separated, '' when none), next to ``errors``
+    error_codes: np.ndarray | None = None
 
 
 def _parse_columns(
@@ -712,7 +806,8 @@ def prepare(
                 parsed.implausible,
                 a.value,
                 df[a.value],
-                "outside the plausible range, not used (check the value and its unit)",
+                grammar.reason("value-implausible") + " (check the value and its unit)",
+                "value-implausible",
             )
     ctx = _context(df, cmap, errors, date_format)
     raw = RawInputs(
@@ -736,7 +831,8 @@ def prepare(
         neurological=ctx["neurological"],
         any_symptom=ctx["any_symptom"],
     )
-    return Prepared(raw=raw, values=values, errors=errors.column(), n=n)
+    messages, codes = errors.columns()
+    return Prepared(raw=raw, values=values, errors=messages, n=n, error_codes=codes)
 
 
 def _string_column(uniques: Sequence[str], codes: np.ndarray) -> Any:
@@ -851,6 +947,11 @@ def score_prepared(prep: Prepared, profile: Profile) -> dict[str, np.ndarray]:
         "b12labs_actions": actions,
         "b12labs_comment": comment,
         "b12labs_error": _string_column(*_codes_of(prep.errors)),
+        "b12labs_error_code": _string_column(
+            *_codes_of(
+                prep.error_codes if prep.error_codes is not None else np.full(n, "", dtype=object)
+            )
+        ),
         "b12labs_profile": _string_column([profile.id], np.zeros(n, dtype=np.int64)),
         "b12labs_version": _string_column([__version__], np.zeros(n, dtype=np.int64)),
     }
@@ -913,10 +1014,17 @@ def score_frame(
     Raises :class:`~b12labs.errors.InputFormatError` before scoring when the frame cannot be
     scored as given (duplicated columns, no analyte column, an analyte with no unit anywhere).
     """
-    if threads is not None and threads < 1:
-        raise ValueError("threads must be at least 1")
+    if not isinstance(df, pd.DataFrame):
+        raise InputFormatError(
+            f"score_frame needs a pandas DataFrame, not {type(df).__name__}",
+            code="input-type-invalid",
+        )
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise InputFormatError("threads must be a whole number, at least 1", code="option-invalid")
     if decimal not in (".", ","):
-        raise InputFormatError("decimal must be '.' or ','")
+        raise InputFormatError("decimal must be '.' or ','", code="option-invalid")
     prof = load_profile(profile)
     cmap = column_map or detect_columns([str(c) for c in df.columns], mapping=columns, units=units)
     check_units(df, cmap)

@@ -15,14 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import _grammar as grammar
 from .._dates import parse_dates
+from .._grammar import QUALITATIVE_ACCEPTED, qualitative_code
 from ..errors import B12LabsError, InputFormatError
-from ..models import QUALITATIVE_NEEDS_CUTOFF
 from ..panels import DEFAULT_WINDOW_DAYS, episode_ids
 from ..profiles import DEFAULT_PROFILE, Profile, load_profile
-from ..units import ANALYTES, resolve_unit
+from ..units import ANALYTES, resolve_unit, unit_hint
 from ._columns import CONTEXT_NAMES, AnalyteColumns, ColumnMap, norm
-from ._frame import _LEADING_NUMBER, _parse_numbers, _text, score_frame
+from ._frame import _parse_numbers, _text, score_frame
 
 __all__ = ["LONG_COLUMNS", "LongScorer", "detect_long_columns", "score_long"]
 
@@ -274,39 +275,22 @@ def _score_long_block(
         idx = np.flatnonzero(rows)
         spec = ANALYTES[key]
         if spec.qualitative:
+            # the one reading of qualitative words (a number is never read as negative: the
+            # cut-off is not applied in batch)
             for i in idx:
-                if values[i].strip().lower() not in (
-                    "positive",
-                    "pos",
-                    "negative",
-                    "neg",
-                    "detected",
-                    "not detected",
-                    "+",
-                    "-",
-                    "reactive",
-                    "non-reactive",
-                ):
-                    # a number is never read as negative (the cut-off is not applied in batch)
-                    why = (
-                        QUALITATIVE_NEEDS_CUTOFF
-                        if _LEADING_NUMBER.match(values[i])
-                        else "not a qualitative result"
+                why = qualitative_code(values[i])
+                if why is not None:
+                    reasons[i] = (
+                        f"{key}: {values[i]!r}: {grammar.reason(why[0], QUALITATIVE_ACCEPTED)}"
                     )
-                    reasons[i] = f"{key}: {values[i]!r}: {why} (accepted: positive, negative)"
             continue
         number, cmp, cell_units, parsed, _present = _parse_numbers(values[idx], decimal)
         cell_unit = cell_units.by_row()
         for j, i in enumerate(idx):
-            if not parsed[j] or cmp[j] < 0:
-                reasons[i] = (
-                    f"{key}: {values[i]!r}: not a number"
-                    if cmp[j] >= 0
-                    else f"{key}: {values[i]!r}: malformed comparator"
-                )
-                continue
-            if number[j] < 0:
-                reasons[i] = f"{key}: {values[i]!r}: negative value"
+            if not parsed[j] or cmp[j] < 0 or number[j] < 0:
+                got = grammar.diagnose(values[i].strip(), decimal)
+                code, accepted = got if isinstance(got, tuple) else ("value-unparseable", None)
+                reasons[i] = f"{key}: {values[i]!r}: {grammar.reason(code, accepted)}"
                 continue
             unit = (
                 cell_unit.get(j, "")
@@ -314,7 +298,10 @@ def _score_long_block(
                 or (spec.default_unit if not spec.unit_required else "")
             )
             if not unit:
-                reasons[i] = f"{key}: {values[i]!r}: no unit (never guessed)"
+                reasons[i] = (
+                    f"{key}: {values[i]!r}: {grammar.reason('unit-missing')} "
+                    f"(it is never guessed: {unit_hint(key)})"
+                )
                 continue
             try:
                 resolve_unit(key, unit)

@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import interpret
-from ..errors import InputError, InvalidValueError
+from .._grammar import COMPARATORS, MAX_MAGNITUDE
+from ..errors import B12LabsError, InputError, InvalidValueError
 from ..models import IgnoredInput, Interpretation, Measurement, parse_measurement
 from ..panels import DEFAULT_WINDOW_DAYS, assemble
 from ..profiles import DEFAULT_PROFILE, Profile
@@ -88,7 +89,7 @@ _OBSERVATION_STATUSES = {
     "entered-in-error",
     "unknown",
 }
-_COMPARATORS = {"<", "<=", ">", ">="}
+_COMPARATORS = frozenset(COMPARATORS.values())  # the grammar's, as FHIR spells them
 _CLINICAL_CURRENT = {"active", "recurrence", "relapse"}
 _CLINICAL_NOT_CURRENT = {"inactive", "remission", "resolved"}
 _VERIFICATION_EXCLUDED = {"refuted", "entered-in-error"}
@@ -192,8 +193,13 @@ class ObservationResult:
     measurement: Measurement
 
 
-class _Unusable(Exception):
-    """A resource that cannot be used; the message is the (value-free) reason."""
+class _Unusable(B12LabsError):
+    """A resource that cannot be used; the message is the (value-free) reason, ``error_code``
+    the input grammar's code when a value was refused (listed in ``Interpretation.ignored``)."""
+
+    def __init__(self, reason: str, error_code: str | None = None) -> None:
+        super().__init__(reason)
+        self.error_code = error_code
 
 
 def _quantity_unit(q: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -209,11 +215,24 @@ def _quantity_unit(q: Mapping[str, Any]) -> tuple[str | None, str | None]:
 
 
 def _number(x: object) -> float | None:
-    """A JSON number (or a Decimal from a fhir.resources model) as a finite float."""
+    """A JSON number (or a Decimal from a fhir.resources model) as a finite float within the
+    grammar's magnitude limit (a 400-digit JSON integer is refused, never overflowed)."""
     if isinstance(x, bool) or not isinstance(x, (int, float, Decimal)):
         return None
+    if isinstance(x, int) and abs(x) > MAX_MAGNITUDE:
+        return None
     value = float(x)
-    return value if math.isfinite(value) else None
+    return value if math.isfinite(value) and abs(value) <= MAX_MAGNITUDE else None
+
+
+def _huge(x: object) -> bool:
+    """A JSON number beyond the grammar's magnitude limit (or infinite)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, Decimal)):
+        return False
+    if isinstance(x, int):
+        return abs(x) > MAX_MAGNITUDE
+    value = float(x)
+    return math.isinf(value) or abs(value) > MAX_MAGNITUDE
 
 
 def _reference_range(resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -282,7 +301,10 @@ def _measurement(analyte: str, r: Mapping[str, Any]) -> Measurement:
         q = as_dict(r.get("valueQuantity"))
         value = _number(q.get("value"))
         if value is None:
-            raise _Unusable("valueQuantity without a numeric value")
+            raise _Unusable(
+                "valueQuantity without a usable numeric value",
+                "value-too-large" if _huge(q.get("value")) else "value-unparseable",
+            )
         comparator = as_str(q.get("comparator"))
         if comparator is not None and comparator not in _COMPARATORS:
             raise _Unusable("valueQuantity.comparator is not one of <, <=, >, >=")
@@ -321,7 +343,7 @@ def _measurement(analyte: str, r: Mapping[str, Any]) -> Measurement:
         m = parse_measurement(analyte, raw)
     except InputError as exc:
         accepted = f" (accepted: {exc.accepted})" if exc.accepted else ""
-        raise _Unusable(f"{spec.short}: {exc.reason}{accepted}") from None
+        raise _Unusable(f"{spec.short}: {exc.reason}{accepted}", exc.code) from None
     return _with_range(analyte, m, r)
 
 
@@ -427,8 +449,11 @@ class _Reader:
     by_url: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     report_dates: dict[int, dt.datetime] = field(default_factory=dict)
 
-    def ignore(self, label: str, reason: str) -> None:
-        self.ignored.append(IgnoredInput(source=label, reason=reason))
+    def ignore(self, label: str, reason: str, code: str | None = None) -> None:
+        if code is None:
+            self.ignored.append(IgnoredInput(source=label, reason=reason))
+        else:
+            self.ignored.append(IgnoredInput(source=label, reason=reason, code=code))
 
     # -- indexes
     def index(self, entries: Sequence[_Entry]) -> None:
@@ -502,7 +527,7 @@ class _Reader:
             else:
                 self.medication(e)
         except _Unusable as exc:
-            self.ignore(e.label, str(exc))
+            self.ignore(e.label, str(exc), exc.error_code)
         except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError):
             # A shape no check above foresaw: report it as unusable rather than fail the call.
             self.ignore(e.label, "malformed resource (an element has the wrong type)")
