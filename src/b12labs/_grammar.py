@@ -109,9 +109,12 @@ MAX_MAGNITUDE = 1e12
 #: A number as written (ASCII digits; separators are checked after matching, so that
 #: ``1.000,5`` is one ambiguous number, not ``1.000`` followed by a unit ``,5``).
 NUMBER_PATTERN = r"[+-]?(?:[0-9]+(?:[.,][0-9]*)*|[.,][0-9]+)(?:[eE][+-]?[0-9]+)?"
-#: A result cell: optional comparator, number, optional unit.
+#: A result cell: optional comparator, number, optional unit. A cell holding any digit other
+#: than ASCII 0-9 does not match (the lookahead), so ``25٠ pmol/L`` is never ``25`` with a unit
+#: ``٠ pmol/L`` in the vectorised path either.
 CELL_PATTERN = (
-    rf"^\s*(?P<cmp>[{COMPARATOR_CHARS}]+)?\s*(?P<num>{NUMBER_PATTERN})\s*(?P<unit>\S.*?)?\s*$"
+    r"^(?!.*(?![0-9])\d)"
+    rf"\s*(?P<cmp>[{COMPARATOR_CHARS}]+)?\s*(?P<num>{NUMBER_PATTERN})\s*(?P<unit>\S.*?)?\s*$"
 )
 _CELL_RE = re.compile(CELL_PATTERN)
 _TRUE = frozenset(TRUE_WORDS)

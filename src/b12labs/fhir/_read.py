@@ -45,7 +45,7 @@ from typing import Any
 
 from .. import interpret
 from .._grammar import COMPARATORS, MAX_MAGNITUDE
-from ..errors import B12LabsError, InputError, InvalidValueError
+from ..errors import B12LabsError, InputError, InvalidValueError, error_title
 from ..models import IgnoredInput, Interpretation, Measurement, parse_measurement
 from ..panels import DEFAULT_WINDOW_DAYS, assemble
 from ..profiles import DEFAULT_PROFILE, Profile
@@ -275,6 +275,12 @@ def _with_range(analyte: str, m: Measurement, resource: Mapping[str, Any]) -> Me
             return m
     if not limits:
         return m
+    if limits.get("ref_low", -math.inf) > limits.get("ref_high", math.inf):
+        # a swapped interval is refused, as in interpret(): dropping it would lose the lab's
+        # limits silently, using it would compare against an empty interval
+        raise _Unusable(
+            f"{ANALYTES[analyte].short}: {error_title('reference-inverted')}", "reference-inverted"
+        )
     try:
         return Measurement.model_validate({**m.model_dump(exclude_none=True), **limits})
     except ValueError:
@@ -307,7 +313,11 @@ def _measurement(analyte: str, r: Mapping[str, Any]) -> Measurement:
             )
         comparator = as_str(q.get("comparator"))
         if comparator is not None and comparator not in _COMPARATORS:
-            raise _Unusable("valueQuantity.comparator is not one of <, <=, >, >=")
+            raise _Unusable(
+                f"valueQuantity.comparator: {error_title('comparator-invalid')} "
+                "(accepted: <, <=, >, >=)",
+                "comparator-invalid",
+            )
         unit, unit_text = _quantity_unit(q)
         reported = f"{comparator or ''}{value:g}" + (f" {unit_text}" if unit_text else "")
         quantity: dict[str, object] = {
