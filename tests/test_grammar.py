@@ -215,3 +215,30 @@ def test_batch_reference_limits_read_as_in_interpret() -> None:
         with pytest.raises(InvalidValueError) as info:
             interpret({"b12": {"value": "250 pmol/L", "ref_low": low, "ref_high": "600" if low != "300" else "200"}})
         assert info.value.code == code
+
+
+def test_long_export_rejects_carry_error_codes() -> None:
+    from b12labs.batch import score_long
+
+    df = pd.DataFrame(
+        {
+            "patient_id": ["P1", "", "P2", "P3", "P4", "P5", "P6", "P7"],
+            "collected_at": ["2026-01-01", "2026-01-01", "x", "2026-01-01", "2026-01-01", "2026-01-01", "2026-01-01", "2026-01-01"],
+            "test": ["2132-9", "2132-9", "2132-9", "99999-9", "2132-9", "2132-9", "31444-3", "2132-9"],
+            "value": ["150", "150", "150", "1", "abc", "1,5", "equivocal", "٢٥٠"],
+            "unit": ["pg/mL"] * 8,
+        }
+    )
+    episodes, rejects = score_long(df)
+    assert episodes["patient_id"].tolist() == ["P1"]
+    by_row = dict(zip(rejects["b12labs_row"].tolist(), rejects["b12labs_reject_code"].tolist(), strict=True))
+    assert by_row == {
+        2: "field-missing",
+        3: "date-invalid",
+        4: "analyte-unknown",
+        5: "value-unparseable",
+        6: "value-decimal-comma",
+        7: "qualitative-equivocal",
+        8: "value-non-ascii-digits",
+    }
+    assert all(code in ERROR_CODES for code in by_row.values())

@@ -111,6 +111,13 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
         "Leave the analyte out, or send its result.",
     ),
     (
+        "field-missing",
+        "a required field is blank",
+        "A long-export row without its test code, patient id, collection time or result value: "
+        "it cannot be placed in a patient's episode, so it is rejected (never pooled).",
+        "Fill the field in the export, or leave the row out.",
+    ),
+    (
         "value-not-finite",
         "not a finite number",
         "NaN, infinity, or a number too large to represent (`1e400`).",

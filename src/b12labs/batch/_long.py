@@ -199,10 +199,14 @@ class LongScorer:
         return self._score(block)
 
 
-def _reject(block: pd.DataFrame, mask: np.ndarray, reasons: np.ndarray | str) -> pd.DataFrame:
+def _reject(
+    block: pd.DataFrame, mask: np.ndarray, reasons: np.ndarray | str, codes: np.ndarray | str
+) -> pd.DataFrame:
+    """The rejected rows with their reason and error code (docs/errors.md)."""
     out = block.loc[mask].drop(columns=["__row"]).copy()
     out.insert(0, "b12labs_row", block.loc[mask, "__row"].to_numpy())
     out["b12labs_reject_reason"] = reasons[mask] if isinstance(reasons, np.ndarray) else reasons
+    out["b12labs_reject_code"] = codes[mask] if isinstance(codes, np.ndarray) else codes
     return out
 
 
@@ -237,6 +241,7 @@ def _score_long_block(
                     ],
                     dtype=object,
                 ),
+                np.where(tests == "", "field-missing", "analyte-unknown"),
             )
         )
     times, time_reasons = parse_dates(block[roles["collected_at"]], date_format)
@@ -248,7 +253,12 @@ def _score_long_block(
             np.array([f"collection time {r}" for r in time_reasons], dtype=object),
             "no collection time",
         )
-        rejects.append(_reject(block, no_time, time_why))
+        time_code = np.where(
+            time_reasons == "",
+            "field-missing",
+            np.where(time_reasons == grammar.reason("date-future"), "date-future", "date-invalid"),
+        )
+        rejects.append(_reject(block, no_time, time_why, time_code))
     # a row without a patient id is never pooled with other such rows into one patient
     no_pid = (
         (block[roles["patient_id"]].astype("string").str.strip().fillna("") == "").to_numpy(
@@ -258,7 +268,11 @@ def _score_long_block(
         & ~no_time
     )
     if no_pid.any():
-        rejects.append(_reject(block, no_pid, "no patient id (rows without one are not pooled)"))
+        rejects.append(
+            _reject(
+                block, no_pid, "no patient id (rows without one are not pooled)", "field-missing"
+            )
+        )
     values = _text(block[roles["value"]])
     units = _text(block[roles["unit"]]) if "unit" in roles else np.full(n, "", dtype=object)
     ok = ~unknown & ~no_time & ~no_pid
@@ -266,10 +280,11 @@ def _score_long_block(
         np.array([v.strip() == "" for v in values], dtype=bool) if n else np.zeros(0, bool)
     )
     if empty.any():
-        rejects.append(_reject(block, empty, "no result value"))
+        rejects.append(_reject(block, empty, "no result value", "field-missing"))
     ok &= ~empty
     # check each result's value and unit, so unusable ones are rejected, not carried into a panel
     reasons = np.full(n, "", dtype=object)
+    codes = np.full(n, "", dtype=object)
     for key in pd.unique(analytes[ok]):
         rows = ok & (analytes == key)
         idx = np.flatnonzero(rows)
@@ -280,6 +295,7 @@ def _score_long_block(
             for i in idx:
                 why = qualitative_code(values[i])
                 if why is not None:
+                    codes[i] = why[0]
                     reasons[i] = (
                         f"{key}: {values[i]!r}: {grammar.reason(why[0], QUALITATIVE_ACCEPTED)}"
                     )
@@ -291,6 +307,7 @@ def _score_long_block(
                 got = grammar.diagnose(values[i].strip(), decimal)
                 code, accepted = got if isinstance(got, tuple) else ("value-unparseable", None)
                 reasons[i] = f"{key}: {values[i]!r}: {grammar.reason(code, accepted)}"
+                codes[i] = code
                 continue
             unit = (
                 cell_unit.get(j, "")
@@ -298,6 +315,7 @@ def _score_long_block(
                 or (spec.default_unit if not spec.unit_required else "")
             )
             if not unit:
+                codes[i] = "unit-missing"
                 reasons[i] = (
                     f"{key}: {values[i]!r}: {grammar.reason('unit-missing')} "
                     f"(it is never guessed: {unit_hint(key)})"
@@ -307,9 +325,10 @@ def _score_long_block(
                 resolve_unit(key, unit)
             except B12LabsError as exc:
                 reasons[i] = f"{key}: unit {unit!r}: {getattr(exc, 'reason', exc)}"
+                codes[i] = exc.code
     bad = ok & (reasons != "")
     if bad.any():
-        rejects.append(_reject(block, bad, reasons))
+        rejects.append(_reject(block, bad, reasons, codes))
     ok &= ~bad
     reject_frame = pd.concat(rejects) if rejects else _empty_rejects(block)
     if rejects:
@@ -383,7 +402,12 @@ def _score_long_block(
 
 
 def _empty_rejects(block: pd.DataFrame) -> pd.DataFrame:
-    cols = ["b12labs_row", *[c for c in block.columns if c != "__row"], "b12labs_reject_reason"]
+    cols = [
+        "b12labs_row",
+        *[c for c in block.columns if c != "__row"],
+        "b12labs_reject_reason",
+        "b12labs_reject_code",
+    ]
     return pd.DataFrame(columns=cols)
 
 
@@ -405,7 +429,8 @@ def score_long(
     ``episodes`` has one row per episode: ``patient_id``, ``episode_start``, ``episode_end``,
     the panel's result columns, then the ``b12labs_*`` and canonical value columns.
     ``rejects`` keeps every row that could not be used: ``b12labs_row`` (1-based input row),
-    the original columns, and ``b12labs_reject_reason``. Collection times are ISO 8601 unless
+    the original columns, ``b12labs_reject_reason`` and ``b12labs_reject_code`` (its error
+    code, docs/errors.md). Collection times are ISO 8601 unless
     ``date_format`` (a ``strftime`` pattern, e.g. ``"%d/%m/%Y"``) says otherwise: day/month
     order is never guessed.
     """
