@@ -206,3 +206,19 @@ def test_profile_load_errors_are_coded() -> None:
     with pytest.raises(ProfileError) as info:
         load_profile("no-such-profile")
     assert info.value.code == "profile-invalid"
+
+
+def test_option_errors_outside_the_core_are_coded() -> None:
+    from b12labs._dates import parse_dates
+    from b12labs.panels import assemble
+    from b12labs.report import CohortSummary
+
+    with pytest.raises(B12LabsError) as info:
+        parse_dates(pd.Series(["2026-01-01"]), date_format="%Q%")
+    assert info.value.code == "option-invalid"
+    with pytest.raises(B12LabsError) as info:
+        CohortSummary(hist_bins=0)
+    assert info.value.code == "option-invalid"
+    with pytest.raises(B12LabsError) as info:
+        assemble([], window_days=0)
+    assert info.value.code == "option-invalid"

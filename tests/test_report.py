@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from b12labs.errors import InputFormatError
 from b12labs.report import STATUSES, CohortSummary, render_html, render_plot_pngs
 
 BANDS = {
@@ -146,7 +147,7 @@ def test_empty_frame() -> None:
 
 
 def test_missing_status_column_rejected() -> None:
-    with pytest.raises(KeyError, match="b12labs_status"):
+    with pytest.raises(InputFormatError, match="b12labs_status"):
         CohortSummary().update(pd.DataFrame({"b12_pmol_l": [200.0]}))
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .errors import InputFormatError
+
 __all__ = ["DATE_HELP", "parse_dates"]
 
 #: What the errors say is accepted.
@@ -37,7 +39,9 @@ def parse_dates(
     try:
         parsed = pd.to_datetime(text.where(~blank), errors="coerce", utc=True, format=fmt)
     except (ValueError, TypeError) as exc:  # a pattern pandas cannot use at all
-        raise ValueError(f"date format {date_format!r} cannot be used: {exc}") from None
+        raise InputFormatError(
+            f"date format {date_format!r} cannot be used: {exc}", code="option-invalid"
+        ) from None
     unreadable = parsed.isna().to_numpy(dtype=bool) & ~blank
     reasons = np.full(len(text), "", dtype=object)
     if date_format:

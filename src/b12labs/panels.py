@@ -15,6 +15,8 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from .errors import InvalidValueError
+
 __all__ = ["DEFAULT_WINDOW_DAYS", "Episode", "assemble", "episode_ids"]
 
 DEFAULT_WINDOW_DAYS = 90
@@ -68,7 +70,7 @@ def assemble(
     Times must be timezone-aware or all naive. Episodes come oldest first.
     """
     if window_days <= 0:
-        raise ValueError("window_days must be positive")
+        raise InvalidValueError("window_days must be positive", code="option-invalid")
     order = sorted(range(len(results)), key=lambda i: results[i][1])
     ordered = [results[i] for i in order]
     if not ordered:

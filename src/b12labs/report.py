@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .errors import MissingExtraError
+from .errors import InputFormatError, MissingExtraError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -178,13 +178,13 @@ class CohortSummary:
 
     def __post_init__(self) -> None:
         if self.sample_size < 0:
-            raise ValueError("sample_size must be >= 0")
+            raise InputFormatError("sample_size must be >= 0", code="option-invalid")
         if self.hist_bins < 1:
-            raise ValueError("hist_bins must be >= 1")
+            raise InputFormatError("hist_bins must be >= 1", code="option-invalid")
         if not (math.isfinite(self.hist_min) and math.isfinite(self.hist_max)):
-            raise ValueError("hist_min and hist_max must be finite")
+            raise InputFormatError("hist_min and hist_max must be finite", code="option-invalid")
         if self.hist_max <= self.hist_min:
-            raise ValueError("hist_max must be greater than hist_min")
+            raise InputFormatError("hist_max must be greater than hist_min", code="option-invalid")
         self.hist_counts = [0] * self.hist_bins
         self.status_counts = dict.fromkeys(STATUSES, 0)
         self.severity_counts = dict.fromkeys(SEVERITIES, 0)
@@ -202,7 +202,7 @@ class CohortSummary:
         if n == 0:
             return
         if STATUS_COL not in chunk.columns:
-            raise KeyError(f"chunk has no {STATUS_COL!r} column; is it scorer output?")
+            raise InputFormatError(f"chunk has no {STATUS_COL!r} column; is it scorer output?")
         self.rows += n
 
         status = _text_column(chunk, STATUS_COL)
@@ -300,9 +300,13 @@ class CohortSummary:
             self.hist_max,
             self.hist_bins,
         ):
-            raise ValueError("cannot merge summaries with different histogram bins")
+            raise InputFormatError(
+                "cannot merge summaries with different histogram bins", code="option-invalid"
+            )
         if other.sample_size != self.sample_size:
-            raise ValueError("cannot merge summaries with different sample sizes")
+            raise InputFormatError(
+                "cannot merge summaries with different sample sizes", code="option-invalid"
+            )
         self.rows += other.rows
         self.error_rows += other.error_rows
         for mine, theirs in (

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import normalize
-from ..errors import InputError, ProfileError
+from ..errors import InputError, InvalidValueError, ProfileError
 from ..models import Evidence, Finding, Interpretation, Measurement, Severity
 from ..profiles import THRESHOLDS, load_profile
 from ..units import ANALYTES, convert
@@ -439,7 +439,9 @@ def to_fhir(
     Every resource validates with ``fhir.resources.R4B``.
     """
     if not as_str(subject):
-        raise ValueError("subject must be a patient reference such as 'Patient/123'")
+        raise InvalidValueError(
+            "subject must be a patient reference such as 'Patient/123'", code="option-invalid"
+        )
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     timestamp = now.isoformat()
     used = _used_inputs(interpretation, inputs or ())

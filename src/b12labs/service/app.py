@@ -118,6 +118,12 @@ class _ToFHIR(Protocol):
     def __call__(self, interpretation: Interpretation, /, *, subject: str) -> dict[str, Any]: ...
 
 
+class MissingConfigError(ServiceError, RuntimeError):
+    """The service was started without a configuration (a RuntimeError, as before)."""
+
+    code = "service-config-invalid"
+
+
 class Problem(ServiceError):
     """An HTTP error answer with a JSON body (message is safe to return and log)."""
 
@@ -752,7 +758,7 @@ def app_from_env() -> FastAPI:
             allow_loopback_fhir=loopback,
         )
     else:
-        raise RuntimeError(
+        raise MissingConfigError(
             f"set {ENV_CONFIG} to the service config file (or run `b12labs serve --config FILE`)"
         )
     return create_app(config, replay_db=os.environ.get(ENV_REPLAY_DB) or None)
