@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ._comment import comment as build_comment
+from ._comment import reason_name, resolve_comment_limit
 from ._engine import (
     BAND_KEYS,
     CMP_CODES,
@@ -152,7 +153,9 @@ class _Plan:
     code: str
     order: int
     rank: int | None  # fixed severity rank, or None when the rule escalates
-    actions: tuple[tuple[Any, Action, str], ...]  # (condition or None, action, comment phrase)
+    # (condition or None, action, (kind, name) as the comment suggests it)
+    actions: tuple[tuple[Any, Action, tuple[str, str]], ...]
+    clauses: dict[str | None, str]  # the comment clause by fired branch (None: no branch)
     parts: tuple[tuple[str, str | None], ...] | None  # compiled message template
     sources: tuple[str, ...]
     evidence_of: str | None  # evidence listed from the panel, not from the rule's pairs
@@ -174,7 +177,8 @@ def _plan(i: int, r: Rule) -> _Plan:
         code=r.code,
         order=i,
         rank=None if r.escalate is not None else r.severity.rank,
-        actions=tuple((a.when, action, a.phrase()) for a, action in _actions(r)),
+        actions=tuple((a.when, action, (a.kind, a.test)) for a, action in _actions(r)),
+        clauses={name: r.clause(name) for name in (None, *(b.name for b in r.branches))},
         parts=_compile_template(r.message) if isinstance(r.message, str) else None,
         sources=r.citations(),
         evidence_of=r.evidence_of,
@@ -450,12 +454,15 @@ def interpret(
     *,
     profile: str | Path | Profile = DEFAULT_PROFILE,
     decimal: str = ".",
+    comment_limit: int | None = None,
 ) -> Interpretation:
     """Interpret one patient's B12 work-up.
 
     ``panel`` maps docs/clinical-logic.md §2 keys to results (``"250 pg/mL"``, ``{"value": 0.4, "unit":
     "umol/L"}``, numbers where no unit is needed, or :class:`Measurement`); ``context`` maps
     docs/clinical-logic.md §3 fields. ``profile`` is a shipped profile id or a path to a local TOML profile.
+    ``comment_limit`` caps the printed comment (characters; default the profile's
+    ``comment_limit``, else 400; docs/clinical-logic.md §6.1).
     Returns an immutable :class:`Interpretation`; raises :class:`~b12labs.errors.InputError`
     subclasses for input it cannot use. Decision support, not a diagnosis.
     """
@@ -468,6 +475,7 @@ def interpret(
         measurements = LabPanel.parse(panel, decimal=decimal).measurements()  # raises the error
     ctx = PatientContext.parse(context)
     prof = load_profile(profile)
+    limit = resolve_comment_limit(comment_limit, prof)
     raw, used = panel_inputs(measurements, ctx, prof)
     f = evaluate(raw, prof, SCALAR)
     if f.tsat_derived:
@@ -482,18 +490,18 @@ def interpret(
             ranked.append((-rank, p.order, p))
     ranked.sort()  # severity (critical first), then catalogue order; never compares plans
     findings = []
-    urgent: list[str] = []
-    phrases: dict[str, None] = {}
+    clauses: list[tuple[int, str]] = []
+    suggestions: dict[tuple[str, str], None] = {}
     for neg_rank, _, p in ranked:
         actions: tuple[Action, ...] = ()
         if p.actions:
-            chosen = [(a, ph) for when, a, ph in p.actions if when is None or when(f, SCALAR)]
+            chosen = [(a, s) for when, a, s in p.actions if when is None or when(f, SCALAR)]
             actions = tuple(a for a, _ in chosen)
-            phrases.update(dict.fromkeys(ph for _, ph in chosen))
+            suggestions.update(dict.fromkeys(s for _, s in chosen))
         severity = _SEVERITIES[-neg_rank]
-        if severity is Severity.critical:
-            urgent.append(p.rule.title)
         branch, message, parts, pairs = _branch(p, f)
+        if neg_rank < -1:  # info findings give the comment no clause
+            clauses.append((-neg_rank, p.clauses[branch]))
         finding = {} if branch is None else {"branch": branch}
         findings.append(
             _new_finding(
@@ -512,7 +520,13 @@ def interpret(
         status=_STATUSES[f.status],
         findings=tuple(findings),
         values=used,
-        comment=build_comment(status, tuple(urgent), tuple(phrases)),
+        comment=build_comment(
+            status,
+            reason_name(getattr(f, "status_reason", None)),
+            tuple(clauses),
+            tuple(suggestions),
+            limit,
+        ),
         profile_id=prof.id,
         profile_version=prof.version,
         library_version=__version__,

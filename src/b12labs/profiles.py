@@ -113,6 +113,8 @@ class Profile:
     path: str
     lineage: tuple[str, ...] = ()
     canonical: Mapping[str, float] = field(default_factory=dict)
+    #: the printed comment's length limit (docs/clinical-logic.md §6.1); ``None``: the default
+    comment_limit: int | None = None
 
     def __post_init__(self) -> None:
         # canonical values by key, for the rule engine's hot path
@@ -253,6 +255,7 @@ def _load(ref: str, relative_to: Path | None, chain: tuple[str, ...]) -> Profile
         "description",
         "sources",
         "thresholds",
+        "comment_limit",
     }
     unknown = set(raw) - allowed
     if unknown:
@@ -288,6 +291,15 @@ def _load(ref: str, relative_to: Path | None, chain: tuple[str, ...]) -> Profile
         raise ProfileError(
             "effective_date must be a date (YYYY-MM-DD)", file=name, key="effective_date"
         )
+    comment_limit = raw.get("comment_limit", base.comment_limit if base else None)
+    if comment_limit is not None and (
+        isinstance(comment_limit, bool) or not isinstance(comment_limit, int) or comment_limit < 1
+    ):
+        raise ProfileError(
+            "comment_limit must be a positive whole number of characters",
+            file=name,
+            key="comment_limit",
+        )
     return Profile(
         id=raw["id"],
         version=raw["version"],
@@ -299,6 +311,7 @@ def _load(ref: str, relative_to: Path | None, chain: tuple[str, ...]) -> Profile
         thresholds={k: thresholds[k] for k in THRESHOLDS},
         path=name,
         lineage=(raw["id"], *(base.lineage if base else ())),
+        comment_limit=comment_limit,
     )
 
 
