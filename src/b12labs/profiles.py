@@ -11,7 +11,7 @@ import datetime as dt
 import functools
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,12 @@ class Profile:
     def __getitem__(self, key: str) -> float:
         """The threshold's value in the canonical unit of its analyte."""
         return self.canonical[key]
+
+    def with_comment_limit(self, limit: int, *, where: str = "comment_limit") -> Profile:
+        """This profile with another printed-comment limit (validated as for ``interpret``)."""
+        from ._comment import check_comment_limit
+
+        return replace(self, comment_limit=check_comment_limit(limit, where=where))
 
     def band(self, key: str, unit: str | None) -> tuple[float, float, str]:
         """A band limit for a result reported in ``unit``.
