@@ -193,7 +193,14 @@ def comment(
             text = _assemble(opening, kept, suggest[: len(suggest) - gone], _more(left_out, gone))
             if len(text) <= limit:
                 return text
-    return text  # the status sentence, critical clauses and disclaimer alone overflow
+    # everything that may go has gone: say how much in fewer words if that fits, else not at
+    # all; when the status sentence, critical clauses and disclaimer alone overflow, the
+    # limit yields and the full note stays
+    for note in (f"(+{len(warning) + len(suggest)} more)", ""):
+        shorter = _assemble(opening, critical, [], note)
+        if len(shorter) <= limit:
+            return shorter
+    return text
 
 
 def _not_named(names: list[str], clauses: tuple[str, ...]) -> list[str]:
