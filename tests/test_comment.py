@@ -343,6 +343,7 @@ def with_clauses(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             )
             CATALOGUE[i] = new
             monkeypatch.setitem(interpret_module._PLAN_BY_CODE, r.code, interpret_module._plan(i, new))
+        monkeypatch.setattr(frame_module, "_CLAUSES", frame_module.clause_table())
         monkeypatch.setattr(
             frame_module,
             "_CLAUSE_BRANCHES",

@@ -838,18 +838,18 @@ def score_prepared(
         # the comment reads the info findings only for the order of their actions: info rules
         # without actions do not split the combinations
         info_order = code_mask & ~(crit_mask | warn_mask) & np.uint64(_WITH_ACTIONS)
-        key = np.zeros(n, dtype=np.int64)
-        for part in (
-            status,
-            reason,
-            crit_mask,
-            warn_mask,
-            info_order,
-            action_mask,
-            *branch_of.values(),
-        ):
+        key = status.astype(np.int64)
+        bound = len(_STATUS_NAMES)  # key < bound: combined without overflow, refactorised rarely
+        parts = [crit_mask, warn_mask, info_order, action_mask, *branch_of.values()]
+        if reason_given is not None:
+            parts.append(reason)
+        for part in parts:
             part_codes, part_uniques = pd.factorize(part, sort=False)
-            key, _ = pd.factorize(key * (len(part_uniques) + 1) + part_codes, sort=False)
+            key = key * (len(part_uniques) + 1) + part_codes
+            bound *= len(part_uniques) + 1
+            if bound > 1 << 40:
+                key, uniques_ = pd.factorize(key, sort=False)
+                bound = len(uniques_)
         key_codes, key_uniques = pd.factorize(key, sort=False)
         first = np.zeros(len(key_uniques), dtype=np.int64)
         first[key_codes[::-1]] = np.arange(n - 1, -1, -1)
@@ -905,6 +905,14 @@ _CLAUSE_BRANCHES = frozenset(
 )
 
 
+def clause_table() -> list[tuple[str, ...]]:
+    """Per rule, its comment clause with no branch and then with each branch (1-based)."""
+    return [(r.clause(None), *(r.clause(b.name) for b in r.branches)) for r in CATALOGUE]
+
+
+_CLAUSES = clause_table()
+
+
 def _fired_branch(r: Rule, f: Any, fired: np.ndarray) -> np.ndarray:
     """Per row, 1 + the index of the first branch that holds where the rule fired (else 0)."""
     n = len(fired)
@@ -925,10 +933,8 @@ def _comment_parts(
     seen: dict[tuple[str, str], None] = {}
     for rank, mask in ((3, crit), (2, warn), (1, info)):
         for i in _bits(mask):
-            r = CATALOGUE[i]
             if rank > 1:
-                b = branches.get(i, 0)
-                clauses.append((rank, r.clause(r.branches[b - 1].name if b else None)))
+                clauses.append((rank, _CLAUSES[i][branches.get(i, 0)]))
             for j, suggestion in _RULE_ACTIONS[i]:
                 if (act >> j) & 1:
                     seen.setdefault(suggestion, None)
