@@ -149,6 +149,7 @@ class Profile:
             "title": self.title,
             "effective_date": self.effective_date.isoformat() if self.effective_date else None,
             "extends": self.extends,
+            "comment_limit": self.comment_limit,
             "sources": dict(self.sources),
             "thresholds": {
                 k: {
