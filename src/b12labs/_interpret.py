@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ._comment import comment as build_comment
+from ._comment import reason_name, resolve_comment_limit
+from ._display import published, sig3, unit_shown, writes_micro_as_u
 from ._engine import (
     BAND_KEYS,
     CMP_CODES,
@@ -152,7 +154,9 @@ class _Plan:
     code: str
     order: int
     rank: int | None  # fixed severity rank, or None when the rule escalates
-    actions: tuple[tuple[Any, Action, str], ...]  # (condition or None, action, comment phrase)
+    # (condition or None, action, (kind, name) as the comment suggests it)
+    actions: tuple[tuple[Any, Action, tuple[str, str]], ...]
+    clauses: dict[str | None, str]  # the comment clause by fired branch (None: no branch)
     parts: tuple[tuple[str, str | None], ...] | None  # compiled message template
     sources: tuple[str, ...]
     evidence_of: str | None  # evidence listed from the panel, not from the rule's pairs
@@ -174,7 +178,8 @@ def _plan(i: int, r: Rule) -> _Plan:
         code=r.code,
         order=i,
         rank=None if r.escalate is not None else r.severity.rank,
-        actions=tuple((a.when, action, a.phrase()) for a, action in _actions(r)),
+        actions=tuple((a.when, action, (a.kind, a.test)) for a, action in _actions(r)),
+        clauses={name: r.clause(name) for name in (None, *(b.name for b in r.branches))},
         parts=_compile_template(r.message) if isinstance(r.message, str) else None,
         sources=r.citations(),
         evidence_of=r.evidence_of,
@@ -210,14 +215,62 @@ def _profile_limit(
         return (float(t.value), spec.kind, t.citation, key, False, note)
     canonical_unit = ANALYTES[spec.kind].canonical_unit
     if resolve_unit(spec.kind, t.unit).code != canonical_unit:
-        published = f"published as {t.value:g} {t.unit}"
-        note = f"{note}; {published}" if note else published
+        as_published = f"published as {published(t.value)} {unit_shown(t.unit)}"
+        note = f"{note}; {as_published}" if note else as_published
     return (float(t.canonical), canonical_unit, t.citation, key, False, note)
 
 
+def _same_unit(analyte: str, a: str, b: str) -> bool:
+    """Whether two spellings are one unit for ``analyte`` (pg/mL *is* ng/L)."""
+    fa, fb = resolve_unit(analyte, a).factor, resolve_unit(analyte, b).factor
+    return math.isclose(fa, fb, rel_tol=1e-9)
+
+
+@functools.lru_cache(maxsize=4096)
+def _limit_text(profile: Profile, key: str, lab_unit: str | None) -> str:
+    """A profile threshold as printed beside a result reported in ``lab_unit``.
+
+    In the lab's unit: the published figure when the source publishes one in that unit
+    (133 pmol/L; 180 pg/mL for NICE's 180 ng/L), else the threshold converted to 3 significant
+    figures with the published figure in brackets ("400 nmol/L (0.40 µmol/L)"). Without a
+    reported unit, the published figure.
+    """
+    t = profile.thresholds[key]
+    analyte = THRESHOLDS[key].kind
+    if analyte in ("years", "days"):
+        return f"{t.value:g} {analyte}"
+    ascii_micro = writes_micro_as_u(lab_unit)
+    figures = [(t.value, t.unit), *((v, u) for u, v in t.alt.items())]
+    if lab_unit is None:
+        return f"{published(t.value)} {unit_shown(t.unit, ascii_micro)}"
+    for value, unit in figures:
+        if _same_unit(analyte, unit, lab_unit):
+            return f"{published(value)} {lab_unit}"
+    canonical = ANALYTES[analyte].canonical_unit
+    # the bracket gives the figure published in the canonical unit when there is one
+    value, unit = next(
+        ((v, u) for v, u in figures if _same_unit(analyte, u, canonical)), figures[0]
+    )
+    converted = sig3(t.canonical / resolve_unit(analyte, lab_unit).factor)
+    return f"{converted} {lab_unit} ({published(value)} {unit_shown(unit, ascii_micro)})"
+
+
+def _lab_limit_text(analyte: str, m: Measurement | None, canonical_limit: float) -> str:
+    """A lab's own reference limit as printed: as the lab wrote it, in its unit."""
+    unit = ANALYTES[analyte].canonical_unit
+    if m is not None and m.unit:
+        factor = resolve_unit(analyte, m.unit).factor
+        for ref in (m.ref_high, m.ref_low):
+            if ref is not None and math.isclose(round_sig(ref * factor), canonical_limit):
+                if _same_unit(analyte, m.unit, unit):
+                    return f"{ref:g} {m.unit}"
+                shown = unit_shown(unit, writes_micro_as_u(m.unit))
+                return f"{ref:g} {m.unit} ({sig3(canonical_limit)} {shown})"
+    ascii_micro = writes_micro_as_u(m.unit if m else None)
+    return f"{sig3(canonical_limit)} {unit_shown(unit, ascii_micro)}"
+
+
 _UNSET: Any = object()
-#: units as printed in messages where the canonical (UCUM) spelling is not what a clinician reads
-_UNIT_SHOWN = {"mL/min/{1.73_m2}": "mL/min/1.73m2"}
 
 
 class _View:
@@ -277,6 +330,20 @@ class _View:
             unit = m.unit if m else None
         return _profile_limit(f.profile, key, unit, note)
 
+    def both(self, analyte: str) -> str:
+        """A reported value with its canonical value in brackets when the units differ:
+        ``iron 40 ug/dL (7.16 umol/L)`` is ``"40 ug/dL (7.16 umol/L)"`` (for message fields
+        that show a value on its own, not beside its threshold)."""
+        m = self.m.get(analyte)
+        text = self[analyte]
+        if m is None or m.value is None or not m.unit:
+            return text
+        canonical = ANALYTES[analyte].canonical_unit
+        if _same_unit(analyte, m.unit, canonical):
+            return text
+        value = m.value * resolve_unit(analyte, m.unit).factor
+        return f"{text} ({sig3(value)} {unit_shown(canonical, writes_micro_as_u(m.unit))})"
+
     # ---- template fields
     def __getitem__(self, key: str) -> str:
         text = self.texts.get(key)
@@ -284,18 +351,29 @@ class _View:
             text = self.texts[key] = self._text(key)
         return text
 
+    def _limit_text(self, name: str) -> str:
+        f = self.facts
+        key = applied_key(f, name)
+        analyte = THRESHOLDS[key].kind
+        m = self.m.get(analyte)
+        if f.limit_from_lab.get(name, False):
+            return _lab_limit_text(analyte, m, float(f.limit[name])) + " (lab reference interval)"
+        return _limit_text(f.profile, key, m.unit if m is not None else None)
+
     def _text(self, key: str) -> str:
         if key in ANALYTES:
             m = self.m.get(key)
             if m is None:
                 if key == "tsat" and self.facts.tsat_derived:
-                    return f"{self.facts.tsat.value:.3g} % (derived from iron and TIBC)"
+                    tsat = sig3(float(self.facts.tsat.value))
+                    return (
+                        f"{tsat} % (derived from iron {self.both('iron')} and TIBC "
+                        f"{self.both('tibc')})"
+                    )
                 return "not measured"
             return m.text()
         if key in THRESHOLDS or key in self.facts.limit or key == "hb_anaemia":
-            value, unit, _, _, lab, _ = self.limit(key)
-            text = f"{value:g} {_UNIT_SHOWN.get(unit, unit)}"
-            return f"{text} (lab reference interval)" if lab else text
+            return self._limit_text(key)
         if key == "symptoms":
             return ", ".join(s.replace("_", " ") for s in self.context.symptoms) or "none"
         if key == "conditions":
@@ -450,12 +528,15 @@ def interpret(
     *,
     profile: str | Path | Profile = DEFAULT_PROFILE,
     decimal: str = ".",
+    comment_limit: int | None = None,
 ) -> Interpretation:
     """Interpret one patient's B12 work-up.
 
     ``panel`` maps docs/clinical-logic.md §2 keys to results (``"250 pg/mL"``, ``{"value": 0.4, "unit":
     "umol/L"}``, numbers where no unit is needed, or :class:`Measurement`); ``context`` maps
     docs/clinical-logic.md §3 fields. ``profile`` is a shipped profile id or a path to a local TOML profile.
+    ``comment_limit`` caps the printed comment (characters; default the profile's
+    ``comment_limit``, else 400; docs/clinical-logic.md §6.1).
     Returns an immutable :class:`Interpretation`; raises :class:`~b12labs.errors.InputError`
     subclasses for input it cannot use. Decision support, not a diagnosis.
     """
@@ -468,6 +549,7 @@ def interpret(
         measurements = LabPanel.parse(panel, decimal=decimal).measurements()  # raises the error
     ctx = PatientContext.parse(context)
     prof = load_profile(profile)
+    limit = resolve_comment_limit(comment_limit, prof)
     raw, used = panel_inputs(measurements, ctx, prof)
     f = evaluate(raw, prof, SCALAR)
     if f.tsat_derived:
@@ -482,18 +564,18 @@ def interpret(
             ranked.append((-rank, p.order, p))
     ranked.sort()  # severity (critical first), then catalogue order; never compares plans
     findings = []
-    urgent: list[str] = []
-    phrases: dict[str, None] = {}
+    clauses: list[tuple[int, str]] = []
+    suggestions: dict[tuple[str, str], None] = {}
     for neg_rank, _, p in ranked:
         actions: tuple[Action, ...] = ()
         if p.actions:
-            chosen = [(a, ph) for when, a, ph in p.actions if when is None or when(f, SCALAR)]
+            chosen = [(a, s) for when, a, s in p.actions if when is None or when(f, SCALAR)]
             actions = tuple(a for a, _ in chosen)
-            phrases.update(dict.fromkeys(ph for _, ph in chosen))
+            suggestions.update(dict.fromkeys(s for _, s in chosen))
         severity = _SEVERITIES[-neg_rank]
-        if severity is Severity.critical:
-            urgent.append(p.rule.title)
         branch, message, parts, pairs = _branch(p, f)
+        if neg_rank < -1:  # info findings give the comment no clause
+            clauses.append((-neg_rank, p.clauses[branch]))
         finding = {} if branch is None else {"branch": branch}
         findings.append(
             _new_finding(
@@ -512,7 +594,13 @@ def interpret(
         status=_STATUSES[f.status],
         findings=tuple(findings),
         values=used,
-        comment=build_comment(status, tuple(urgent), tuple(phrases)),
+        comment=build_comment(
+            status,
+            reason_name(getattr(f, "status_reason", None)),
+            tuple(clauses),
+            tuple(suggestions),
+            limit,
+        ),
         profile_id=prof.id,
         profile_version=prof.version,
         library_version=__version__,

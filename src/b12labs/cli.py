@@ -138,6 +138,11 @@ def _add_interpret(sub: Any) -> None:
     p.add_argument(
         "--decimal", default=".", choices=[".", ","], help="decimal separator of the values"
     )
+    p.add_argument(
+        "--comment-limit",
+        type=int,
+        help="longest printed comment, in characters (default: the profile's, else 400)",
+    )
     p.add_argument("--file", type=Path, help="a JSON file: a list of {label, panel, context}")
     p.add_argument("--json", action="store_true", help="print the interpretation as JSON")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
@@ -166,10 +171,14 @@ def _example(key: str) -> str:
 
 
 def _run_interpret(args: argparse.Namespace) -> int:
+    from ._comment import check_comment_limit
     from ._interpret import interpret
 
     colour = {"auto": None, "always": True, "never": False}[args.color]
     style = _Style(sys.stdout, colour)
+    limit = args.comment_limit
+    if limit is not None:
+        check_comment_limit(limit, where="--comment-limit")  # once, not per panel
     if args.file:
         items = json.loads(args.file.read_text(encoding="utf-8"))
         if not isinstance(items, list):
@@ -183,6 +192,7 @@ def _run_interpret(args: argparse.Namespace) -> int:
                     item.get("context"),
                     profile=args.profile,
                     decimal=args.decimal,
+                    comment_limit=limit,
                 )
             except B12LabsError as exc:
                 if args.json:
@@ -211,7 +221,9 @@ def _run_interpret(args: argparse.Namespace) -> int:
         context["conditions"] = args.condition
     if args.medication:
         context["medications"] = args.medication
-    result = interpret(panel, context, profile=args.profile, decimal=args.decimal)
+    result = interpret(
+        panel, context, profile=args.profile, decimal=args.decimal, comment_limit=limit
+    )
     if args.json:
         print(result.model_dump_json(indent=2))
     else:

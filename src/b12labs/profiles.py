@@ -13,7 +13,7 @@ import itertools
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,8 @@ class Profile:
     path: str
     lineage: tuple[str, ...] = ()
     canonical: Mapping[str, float] = field(default_factory=dict)
+    #: the printed comment's length limit (docs/clinical-logic.md §6.1); ``None``: the default
+    comment_limit: int | None = None
 
     def __post_init__(self) -> None:
         # canonical values by key, for the rule engine's hot path
@@ -123,6 +125,12 @@ class Profile:
     def __getitem__(self, key: str) -> float:
         """The threshold's value in the canonical unit of its analyte."""
         return self.canonical[key]
+
+    def with_comment_limit(self, limit: int, *, where: str = "comment_limit") -> Profile:
+        """This profile with another printed-comment limit (validated as for ``interpret``)."""
+        from ._comment import check_comment_limit
+
+        return replace(self, comment_limit=check_comment_limit(limit, where=where))
 
     def band(self, key: str, unit: str | None) -> tuple[float, float, str]:
         """A band limit for a result reported in ``unit``.
@@ -143,6 +151,7 @@ class Profile:
             "title": self.title,
             "effective_date": self.effective_date.isoformat() if self.effective_date else None,
             "extends": self.extends,
+            "comment_limit": self.comment_limit,
             "sources": dict(self.sources),
             "thresholds": {
                 k: {
@@ -261,6 +270,7 @@ def _load(ref: str, relative_to: Path | None, chain: tuple[str, ...]) -> Profile
         "description",
         "sources",
         "thresholds",
+        "comment_limit",
     }
     unknown = set(raw) - allowed
     if unknown:
@@ -297,6 +307,15 @@ def _load(ref: str, relative_to: Path | None, chain: tuple[str, ...]) -> Profile
         raise ProfileError(
             "effective_date must be a date (YYYY-MM-DD)", file=name, key="effective_date"
         )
+    comment_limit = raw.get("comment_limit", base.comment_limit if base else None)
+    if comment_limit is not None and (
+        isinstance(comment_limit, bool) or not isinstance(comment_limit, int) or comment_limit < 1
+    ):
+        raise ProfileError(
+            "comment_limit must be a positive whole number of characters",
+            file=name,
+            key="comment_limit",
+        )
     return Profile(
         id=raw["id"],
         version=raw["version"],
@@ -308,6 +327,7 @@ def _load(ref: str, relative_to: Path | None, chain: tuple[str, ...]) -> Profile
         thresholds={k: thresholds[k] for k in THRESHOLDS},
         path=name,
         lineage=(raw["id"], *(base.lineage if base else ())),
+        comment_limit=comment_limit,
     )
 
 

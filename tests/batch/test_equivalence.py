@@ -33,10 +33,13 @@ def test_every_rule_case_scores_the_same_both_ways(profile: str | None) -> None:
     frame = to_frame([(c.panel, c.context) for c in cases])
     scored = score_frame(frame, **kwargs)
     assert len(scored) == len(cases)
+    comments = scored["b12labs_comment"].tolist()
     for i, case in enumerate(cases):
-        expected = scalar_outcome(interpret(case.panel, case.context or None, **kwargs))
+        result = interpret(case.panel, case.context or None, **kwargs)
+        expected = scalar_outcome(result)
         got = batch_outcome(scored.iloc[i])
         assert got == expected, f"{case.id}: batch {got} != interpret {expected}"
+        assert comments[i] == result.comment, f"{case.id}: comments differ"
         error = scored.iloc[i]["b12labs_error"]
         # interpret() accepted the case, so the only batch note can be an implausible value
         assert error == "" or ("outside the plausible range" in error and "VALUE_IMPLAUSIBLE" in got[1])
@@ -122,15 +125,24 @@ def test_random_sample_scores_the_same_both_ways() -> None:
     scored = score_frame(to_frame(items))
     assert len(scored) == len(items)
     mismatches = []
+    comments = scored["b12labs_comment"].tolist()
     for i, (panel, ctx) in enumerate(items):
-        expected = scalar_outcome(interpret(panel, ctx))
-        got = batch_outcome(scored.iloc[i])
+        result = interpret(panel, ctx)
+        expected = (*scalar_outcome(result), result.comment)
+        got = (*batch_outcome(scored.iloc[i]), comments[i])
         if got != expected:
             mismatches.append((i, panel, ctx, got, expected))
     assert not mismatches, f"{len(mismatches)} mismatches, first: {mismatches[0]}"
-    comments = scored["b12labs_comment"].tolist()
-    for i in range(0, len(items), 997):
-        assert comments[i] == interpret(*items[i]).comment
+
+
+@pytest.mark.parametrize("limit", [60, 150, 250])
+def test_short_comments_are_the_same_both_ways(limit: int) -> None:
+    # a short limit makes most rows leave clauses and suggestions out: the same ones both ways
+    rng = random.Random(limit)
+    items = [_random_panel(rng) for _ in range(1_500)]
+    comments = score_frame(to_frame(items), comment_limit=limit)["b12labs_comment"].tolist()
+    for i, (panel, ctx) in enumerate(items):
+        assert comments[i] == interpret(panel, ctx, comment_limit=limit).comment, (panel, ctx)
 
 
 def test_score_frame_never_calls_interpret_per_row(monkeypatch: pytest.MonkeyPatch) -> None:

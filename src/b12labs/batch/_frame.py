@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _grammar as grammar
+from .._comment import check_comment_limit, reason_name, resolve_comment_limit
 from .._comment import comment as build_comment
 from .._dates import parse_dates
 from .._engine import BAND_KEYS, CMP_CODES, SEX_CODES, TREATMENT_CODES, VECTOR, RawInputs
@@ -26,7 +27,7 @@ from .._version import __version__
 from ..errors import B12LabsError, InputFormatError
 from ..models import PatientContext, parse_bool
 from ..profiles import DEFAULT_PROFILE, Profile, load_profile
-from ..rules import CATALOGUE, ActionSpec
+from ..rules import CATALOGUE, ActionSpec, Rule
 from ..units import ANALYTES, column_name, resolve_unit, unit_hint
 from ..vocabulary import (
     MEDICATION_CLASSES,
@@ -882,20 +883,24 @@ for _r in CATALOGUE:
             _ACTION_INDEX[_a.label()] = len(_ACTION_SPECS)
             _ACTION_SPECS.append(_a)
 _ACTION_LABELS = [a.label() for a in _ACTION_SPECS]
-_ACTION_PHRASES = [a.phrase() for a in _ACTION_SPECS]
 assert len(CATALOGUE) < 64 and len(_ACTION_SPECS) < 64
 
 
-def score_prepared(prep: Prepared, profile: Profile) -> dict[str, np.ndarray]:
+def score_prepared(
+    prep: Prepared, profile: Profile, comment_limit: int | None = None
+) -> dict[str, np.ndarray]:
     """Evaluate the catalogue on prepared columns; returns the b12labs output columns."""
     n = prep.n
+    limit = resolve_comment_limit(comment_limit, profile)
     f = evaluate(prep.raw, profile, VECTOR)
     status = np.broadcast_to(np.asarray(f.status, dtype=np.int64), (n,))
     code_mask = np.zeros(n, dtype=np.uint64)
     crit_mask = np.zeros(n, dtype=np.uint64)
+    warn_mask = np.zeros(n, dtype=np.uint64)
     action_mask = np.zeros(n, dtype=np.uint64)
     max_sev = np.zeros(n, dtype=np.int64)
-    # findings in interpret() order: severity desc, then catalogue; comment lists critical titles
+    branch_of: dict[int, np.ndarray] = {}  # rule index -> fired branch (1-based; 0 none)
+    # findings in interpret() order: severity desc, then catalogue
     for i, r in enumerate(CATALOGUE):
         fired = np.broadcast_to(np.asarray(f.fired[r.code], dtype=bool), (n,))
         if not fired.any():
@@ -906,6 +911,9 @@ def score_prepared(prep: Prepared, profile: Profile) -> dict[str, np.ndarray]:
         sev = np.where(fired, sev, 0)
         max_sev = np.maximum(max_sev, sev)
         crit_mask |= np.where(sev == 3, bit, np.uint64(0))
+        warn_mask |= np.where(sev == 2, bit, np.uint64(0))
+        if i in _CLAUSE_BRANCHES:
+            branch_of[i] = _fired_branch(r, f, fired)
         for a in r.actions:
             applies = (
                 fired
@@ -915,24 +923,51 @@ def score_prepared(prep: Prepared, profile: Profile) -> dict[str, np.ndarray]:
             action_mask |= np.where(applies, np.uint64(1 << _ACTION_INDEX[a.label()]), np.uint64(0))
     codes = _mask_strings(code_mask, [r.code for r in CATALOGUE])
     actions = _mask_strings(action_mask, _ACTION_LABELS)
-    # comment: once per distinct (status, critical findings, actions, codes) combination
+    # comment: once per distinct (status, reason, findings by severity and branch, actions)
     if n:
-        # the comment reads the fired codes only for the order of actions: rules without
-        # actions do not split the combinations
-        ordering = code_mask & np.uint64(_WITH_ACTIONS)
-        parts = [pd.factorize(x, sort=False) for x in (ordering, action_mask, crit_mask)]
+        reason_given = getattr(f, "status_reason", None)
+        reason = (
+            np.zeros(n, dtype=np.int64)
+            if reason_given is None
+            else np.broadcast_to(np.asarray(reason_given), (n,))
+        )
+        # the comment reads the info findings only for the order of their actions: info rules
+        # without actions do not split the combinations
+        info_order = code_mask & ~(crit_mask | warn_mask) & np.uint64(_WITH_ACTIONS)
         key = status.astype(np.int64)
-        for codes_, uniques_ in parts:
-            key = key * (len(uniques_) + 1) + codes_
+        bound = len(_STATUS_NAMES)  # key < bound: combined without overflow, refactorised rarely
+        parts = [crit_mask, warn_mask, info_order, action_mask, *branch_of.values()]
+        if reason_given is not None:
+            parts.append(reason)
+        for part in parts:
+            part_codes, part_uniques = pd.factorize(part, sort=False)
+            key = key * (len(part_uniques) + 1) + part_codes
+            bound *= len(part_uniques) + 1
+            if bound > 1 << 40:
+                key, uniques_ = pd.factorize(key, sort=False)
+                bound = len(uniques_)
         key_codes, key_uniques = pd.factorize(key, sort=False)
         first = np.zeros(len(key_uniques), dtype=np.int64)
         first[key_codes[::-1]] = np.arange(n - 1, -1, -1)
         comments = []
         for row in first.tolist():
-            urgent, phrases = _ordered_parts(
-                int(status[row]), int(crit_mask[row]), int(action_mask[row]), int(code_mask[row])
+            branches = {i: int(b[row]) for i, b in branch_of.items()}
+            clauses, suggestions = _comment_parts(
+                int(crit_mask[row]),
+                int(warn_mask[row]),
+                int(info_order[row]),
+                int(action_mask[row]),
+                branches,
             )
-            comments.append(build_comment(_STATUS_NAMES[int(status[row])], urgent, phrases))
+            comments.append(
+                build_comment(
+                    str(_STATUS_NAMES[int(status[row])]),
+                    reason_name(reason[row].item()),
+                    clauses,
+                    suggestions,
+                    limit,
+                )
+            )
         comment = _string_column(comments, key_codes)
     else:
         comment = _string_column([], np.zeros(0, dtype=np.int64))
@@ -960,27 +995,51 @@ def score_prepared(prep: Prepared, profile: Profile) -> dict[str, np.ndarray]:
     return out
 
 
-# per rule: (action index, phrase) of each of its actions
+# per rule: (action index, (kind, name) as the comment suggests it) of each of its actions
 _RULE_ACTIONS = [
-    [(_ACTION_INDEX[a.label()], _ACTION_PHRASES[_ACTION_INDEX[a.label()]]) for a in r.actions]
-    for r in CATALOGUE
+    [(_ACTION_INDEX[a.label()], (a.kind, a.test)) for a in r.actions] for r in CATALOGUE
 ]
 _WITH_ACTIONS = sum(1 << i for i, r in enumerate(CATALOGUE) if r.actions)
+# rules whose branches have clauses of their own: only for these does the branch change the comment
+_CLAUSE_BRANCHES = frozenset(
+    i for i, r in enumerate(CATALOGUE) if any(b.comment for b in r.branches)
+)
 
 
-def _ordered_parts(
-    status: int, crit: int, act: int, codes: int
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Critical titles and action phrases in interpret()'s finding order (severity, catalogue)."""
-    critical = _bits(crit)
-    urgent = tuple(CATALOGUE[i].title for i in critical)
-    # actions follow finding order: critical findings first, then the rest, catalogue order
-    seen: dict[str, None] = {}
-    for i in critical + _bits(codes & ~crit & _WITH_ACTIONS):
-        for j, phrase in _RULE_ACTIONS[i]:
-            if (act >> j) & 1:
-                seen.setdefault(phrase, None)
-    return urgent, tuple(seen)
+def clause_table() -> list[tuple[str, ...]]:
+    """Per rule, its comment clause with no branch and then with each branch (1-based)."""
+    return [(r.clause(None), *(r.clause(b.name) for b in r.branches)) for r in CATALOGUE]
+
+
+_CLAUSES = clause_table()
+
+
+def _fired_branch(r: Rule, f: Any, fired: np.ndarray) -> np.ndarray:
+    """Per row, 1 + the index of the first branch that holds where the rule fired (else 0)."""
+    n = len(fired)
+    out = np.zeros(n, dtype=np.int64)
+    open_ = fired.copy()
+    for j, b in enumerate(r.branches):
+        holds = open_ & np.broadcast_to(np.asarray(b.when(f, VECTOR), dtype=bool), (n,))
+        out[holds] = j + 1
+        open_ &= ~holds
+    return out
+
+
+def _comment_parts(
+    crit: int, warn: int, info: int, act: int, branches: Mapping[int, int]
+) -> tuple[tuple[tuple[int, str], ...], tuple[tuple[str, str], ...]]:
+    """Clauses and suggestions in interpret()'s finding order (severity, then catalogue)."""
+    clauses: list[tuple[int, str]] = []
+    seen: dict[tuple[str, str], None] = {}
+    for rank, mask in ((3, crit), (2, warn), (1, info)):
+        for i in _bits(mask):
+            if rank > 1:
+                clauses.append((rank, _CLAUSES[i][branches.get(i, 0)]))
+            for j, suggestion in _RULE_ACTIONS[i]:
+                if (act >> j) & 1:
+                    seen.setdefault(suggestion, None)
+    return tuple(clauses), tuple(seen)
 
 
 def score_frame(
@@ -993,6 +1052,7 @@ def score_frame(
     column_map: ColumnMap | None = None,
     threads: int | None = None,
     date_format: str | None = None,
+    comment_limit: int | None = None,
 ) -> pd.DataFrame:
     """Score a wide frame (one row per patient/specimen) with the whole rule catalogue.
 
@@ -1007,6 +1067,9 @@ def score_frame(
     Dates (date of birth, collection date) are ISO 8601 unless ``date_format`` (a ``strftime``
     pattern such as ``"%d/%m/%Y"``) says otherwise: day/month order is never guessed, and an
     unreadable, future or impossible date is an error for its row.
+
+    ``comment_limit`` caps ``b12labs_comment`` as in :func:`~b12labs.interpret` (default the
+    profile's, else 400 characters); each row's comment is the one ``interpret()`` gives.
 
     Analyte columns of frames of 20 000 rows or more are parsed in ``threads`` parallel
     threads (default: one per core, at most 8; ``1`` for none); the result is the same.
@@ -1023,13 +1086,15 @@ def score_frame(
         isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
     ):
         raise InputFormatError("threads must be a whole number, at least 1", code="option-invalid")
+    if comment_limit is not None:
+        check_comment_limit(comment_limit)  # before any work
     if decimal not in (".", ","):
         raise InputFormatError("decimal must be '.' or ','", code="option-invalid")
     prof = load_profile(profile)
     cmap = column_map or detect_columns([str(c) for c in df.columns], mapping=columns, units=units)
     check_units(df, cmap)
     prep = prepare(df, cmap, prof, decimal, threads, date_format)
-    out = score_prepared(prep, prof)
+    out = score_prepared(prep, prof, comment_limit)
     result = df.copy(deep=False)
     for name in out:
         if name in result.columns:

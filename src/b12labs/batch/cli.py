@@ -68,6 +68,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--profile", default="nice-ng239-2024", help="profile id or path to a local profile TOML"
     )
     p.add_argument(
+        "--comment-limit",
+        type=int,
+        help="longest b12labs_comment, in characters (default: the profile's, else 400)",
+    )
+    p.add_argument(
         "--window",
         type=float,
         default=DEFAULT_WINDOW_DAYS,
@@ -159,6 +164,8 @@ def score_file(args: argparse.Namespace) -> dict[str, Any]:
     mapping = _pairs(args.map, "--map")
     units = _pairs(args.unit, "--unit")
     profile = load_profile(args.profile)
+    if args.comment_limit is not None:  # every engine and format reads it from the profile
+        profile = profile.with_comment_limit(args.comment_limit, where="--comment-limit")
     header = read_header(path, encoding=args.encoding, sep=args.sep)
     fmt = args.format
     if fmt == "auto":

@@ -131,6 +131,8 @@ class Branch:
     when: Predicate
     message: str | Callable[[Any], str]
     evidence: tuple[tuple[str, str | None], ...] | None = None
+    #: the clause for the printed comment when this branch fired (overrides the rule's)
+    comment: str = ""
 
 
 def branch(
@@ -138,8 +140,9 @@ def branch(
     when: Predicate,
     message: str | Callable[[Any], str],
     evidence: Sequence[tuple[str, str | None]] | None = None,
+    comment: str = "",
 ) -> Branch:
-    return Branch(name, when, message, tuple(evidence) if evidence is not None else None)
+    return Branch(name, when, message, tuple(evidence) if evidence is not None else None, comment)
 
 
 #: Clinical-content version a rule appears in when its definition does not say otherwise.
@@ -183,6 +186,28 @@ class Rule:
     #: analyte -> fact that must hold for that analyte's evidence to be shown (a high RDW is
     #: supporting evidence; a normal one is not)
     evidence_when: tuple[tuple[str, str], ...] = ()
+    #: the short clause the printed comment gives for this finding (docs/clinical-logic.md
+    #: §6.1), e.g. "a positive intrinsic-factor antibody strongly supports pernicious
+    #: anaemia"; a fired branch's own ``comment`` overrides it (see :meth:`clause`)
+    comment: str = ""
+
+    def clause(self, branch: str | None = None) -> str:
+        """The comment clause of this rule (of ``branch`` when it has its own).
+
+        A rule without a clause yet falls back to its title, its first letter lower-cased
+        unless the first word is an abbreviation ("MMA", "B12").
+        """
+        if branch is not None:
+            for b in self.branches:
+                if b.name == branch and b.comment:
+                    return b.comment
+        if self.comment:
+            return self.comment
+        title = self.title
+        first = title.split(" ", 1)[0]
+        if any(c.isupper() or c.isdigit() for c in first[1:]):
+            return title
+        return title[:1].lower() + title[1:]
 
     def thresholds(self) -> tuple[str, ...]:
         """Profile threshold keys this rule compares with (for docs and audits)."""
@@ -252,6 +277,7 @@ def rule(
     since: str = FIRST_VERSION,
     evidence_of: str | None = None,
     evidence_when: Mapping[str, str] | None = None,
+    comment: str = "",
 ) -> Callable[[Predicate], Predicate]:
     """Register the decorated predicate as rule ``code`` (catalogue order = definition order)."""
 
@@ -295,6 +321,7 @@ def rule(
                 since=since,
                 evidence_of=evidence_of,
                 evidence_when=tuple((evidence_when or {}).items()),
+                comment=comment,
             )
         )
         return fn
