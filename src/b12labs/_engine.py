@@ -22,7 +22,7 @@ import numpy as np
 
 from .profiles import Profile
 from .units import ANALYTES
-from .vocabulary import CONDITION_GROUPS
+from .vocabulary import CONDITION_GROUPS, SYMPTOM_GROUPS
 
 __all__ = [
     "BAND_KEYS",
@@ -32,6 +32,7 @@ __all__ = [
     "SCALAR",
     "SEX_CODES",
     "STATUS_NAMES",
+    "STATUS_REASONS",
     "TREATMENT_CODES",
     "VECTOR",
     "Facts",
@@ -58,7 +59,7 @@ BAND_KEYS: dict[str, tuple[str, ...]] = {
 
 # context codes shared by both front-ends (0: unknown/other or none)
 SEX_CODES = {"female": 1, "male": 2}
-TREATMENT_CODES = {"oral": 1, "injection": 2}
+TREATMENT_CODES = {"oral": 1, "injection": 2, "none": 3}
 
 
 class StatusCode(IntEnum):
@@ -79,6 +80,19 @@ class StatusCode(IntEnum):
 
 #: Status names by code (the values of :class:`~b12labs.models.Status`).
 STATUS_NAMES: tuple[str, ...] = tuple(s.name.lower() for s in StatusCode)
+
+#: Why the status is what it is, where the status alone does not say (docs/clinical-logic.md §6):
+#: code -> name; 0 is "no particular reason". The printed comment's first sentence reads it.
+STATUS_REASONS: tuple[str, ...] = (
+    "",
+    "b12",
+    "holotc",
+    "mma",
+    "mma_renal",
+    "if_antibody",
+    "homocysteine_nitrous",
+    "mma_child",
+)
 
 X = Any  # a float/bool (scalar shape) or a numpy array (vector shape)
 
@@ -273,8 +287,12 @@ class RawInputs:
     sex: X = 0  # 0 unknown/other, 1 female, 2 male
     pregnant: X = False
     nitrous_oxide: X = False
-    treatment: X = 0  # 0 none/unknown, 1 oral, 2 injection
+    treatment: X = 0  # 0 unknown, 1 oral, 2 injection, 3 none recorded
     days_since_injection: X = math.nan
+    #: b12_treatment_started was given (the date itself is for results over time)
+    treatment_started: X = False
+    gestational_weeks: X = math.nan
+    breastfeeding: X = False
     conditions: Mapping[str, X] = field(default_factory=dict)
     symptoms: Mapping[str, X] = field(default_factory=dict)
     medications: Mapping[str, X] = field(default_factory=dict)
@@ -299,6 +317,12 @@ REF_LOW_REPLACES = {"folate": "folate_low", "ferritin": "ferritin_low", "hb": "h
 INFLAMMATORY_CONDITIONS = CONDITION_GROUPS["inflammatory"]
 MALABSORPTION_CONDITIONS = CONDITION_GROUPS["malabsorption"]
 DIET_CONDITIONS = CONDITION_GROUPS["diet"]
+NG239_OTHER_SYMPTOMS = SYMPTOM_GROUPS["ng239_other"]
+
+#: Suspect limits of the analytes data (canonical units): beyond them a unit slip is likely.
+SUSPECT_LIMITS: dict[str, float] = {
+    k: spec.suspect for k, spec in ANALYTES.items() if spec.suspect is not None
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,17 +344,59 @@ def _pregnant_which(raw: RawInputs, p: Mapping[str, float], xp: Any) -> X:
     return xp.where(raw.pregnant, 1, 0)
 
 
+def _mma_which(raw: RawInputs, p: Mapping[str, float], xp: Any) -> X:
+    age = raw.age
+    return xp.where(
+        age < p["mma_child_age"],
+        2,
+        xp.where(
+            age < p["mma_adolescent_age"],
+            3,
+            xp.where(age < p["mma_adult_age"], 4, xp.where(age >= p["mma_older_age"], 1, 0)),
+        ),
+    )
+
+
+def second_trimester(raw: RawInputs, p: Mapping[str, float]) -> X:
+    """Pregnant with ``gestational_weeks`` in the second trimester (14-27 weeks)."""
+    weeks = raw.gestational_weeks
+    return (
+        raw.pregnant & (weeks >= p["second_trimester_from"]) & (weeks <= p["second_trimester_to"])
+    )
+
+
+def _hb_which(raw: RawInputs, p: Mapping[str, float], xp: Any) -> X:
+    return xp.where(
+        second_trimester(raw, p),
+        3,
+        xp.where(raw.pregnant, 2, xp.where(raw.sex == 1, 1, 0)),
+    )
+
+
 LIMIT_CHOICES: dict[str, LimitChoice] = {
-    # the under-65 limit when age is unknown (NaN compares false)
+    # children's age-specific limits; the under-65 limit when age is unknown (NaN compares false)
     "mma_elevated": LimitChoice(
-        ("mma_elevated", "mma_elevated_older"),
-        lambda raw, p, xp: xp.where(raw.age >= p["mma_older_age"], 1, 0),
-        also_uses=("mma_older_age",),
+        (
+            "mma_elevated",
+            "mma_elevated_older",
+            "mma_elevated_infant",
+            "mma_elevated_child",
+            "mma_elevated_adolescent",
+        ),
+        _mma_which,
+        also_uses=("mma_older_age", "mma_child_age", "mma_adolescent_age", "mma_adult_age"),
     ),
-    # male when sex is unknown or other: the higher, more sensitive limit
+    # pregnancy first (its second trimester has its own limit); male when sex is unknown or
+    # other: the higher, more sensitive limit
     "hb_anaemia": LimitChoice(
-        ("hb_anaemia_male", "hb_anaemia_female", "hb_anaemia_pregnant"),
-        lambda raw, p, xp: xp.where(raw.pregnant, 2, xp.where(raw.sex == 1, 1, 0)),
+        (
+            "hb_anaemia_male",
+            "hb_anaemia_female",
+            "hb_anaemia_pregnant",
+            "hb_anaemia_pregnant_second_trimester",
+        ),
+        _hb_which,
+        also_uses=("second_trimester_from", "second_trimester_to"),
     ),
     "hb_moderate": LimitChoice(("hb_moderate", "hb_moderate_pregnant"), _pregnant_which),
     "hb_severe": LimitChoice(("hb_severe", "hb_severe_pregnant"), _pregnant_which),
@@ -414,6 +480,7 @@ class Facts:
     creatinine: Measure
     egfr: Measure
     crp: Measure
+    retic: Measure
     limit: dict[str, X]
     limit_from_lab: dict[str, X]
     #: index into LIMIT_CHOICES[name].keys of the limit that applied, for chosen limits
@@ -425,7 +492,26 @@ class Facts:
     anaemia_severe: X
     any_censored: X
     any_symptom: X
+    any_suspect: X
     b12_deficient: X
+    b12_in_indeterminate_or_low: X
+    biotin: X
+    cobalamin_deficient: X
+    discordant: X
+    egfr_calculated: X
+    established: X
+    if_false_positive_window: X
+    if_negative: X
+    iron_deficiency_possible: X
+    iron_tsat_wanted: X
+    kidney_failure: X
+    mma_child: X
+    ng239_symptom: X
+    retic_high: X
+    status_reason: X
+    suspect: dict[str, X]
+    treatment_none: X
+    tsat_low_inflammation: X
     b12_deficient_or_indeterminate: X
     b12_high: X
     b12_indeterminate: X
@@ -525,6 +611,7 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     f.b12_high = b12.gt(
         _limit(f, xp, "b12_high", band.get("b12_high", p["b12_high"]), rh.get("b12", _NAN))
     )
+    f.b12_in_indeterminate_or_low = f.b12_deficient | f.b12_indeterminate
 
     h_low = band.get("holotc_deficient", p["holotc_deficient"])
     h_upper = band.get("holotc_indeterminate_upper", p["holotc_indeterminate_upper"])
@@ -541,17 +628,24 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     # "deficient or indeterminate": also true for a censored value lying wholly in those bands
     f.cobalamin_low = f.b12_deficient_or_indeterminate | f.holotc_deficient_or_indeterminate
     f.cobalamin_unlikely = f.b12_unlikely | f.holotc_unlikely
+    f.cobalamin_deficient = f.b12_deficient | f.holotc_deficient
+    # one marker deficient, the other in the unlikely band: they disagree (B12_HOLOTC_DISCORDANT)
+    f.discordant = (f.b12_deficient & f.holotc_unlikely) | (f.holotc_deficient & f.b12_unlikely)
 
     # MMA: age-specific limit (under-65 limit when age unknown), lab ref_high replaces it
     mma_limit = _limit(f, xp, "mma_elevated", _chosen(f, "mma_elevated"), rh.get("mma", _NAN))
     f.mma_elevated = f.mma.gt(mma_limit)
     f.mma_not_elevated = f.mma.le(mma_limit)
     f.mma_undecided = f.mma.present & xp.not_(f.mma_elevated | f.mma_not_elevated)
-    f.mma_marked = f.mma.gt(p["mma_markedly_elevated"])
+    # above 0.75 umol/L *and* the age-specific limit (an infant's 1.25 exceeds 0.75)
+    f.mma_marked = f.mma.gt(p["mma_markedly_elevated"]) & f.mma_elevated
 
+    # eGFR: reported, or calculated from creatinine (CKD-EPI 2021) when it can be
+    _egfr(f, raw, xp)
     # renal impairment: eGFR < 60, creatinine above its own interval's upper limit, or CKD
     f.creatinine_high = f.creatinine.gt(rh.get("creatinine", _NAN))
     f.renal = f.egfr.lt(p["egfr_renal"]) | f.creatinine_high | f.cond("chronic_kidney_disease")
+    f.kidney_failure = f.egfr.lt(p["egfr_kidney_failure"])
     f.mma_renal_caveat = f.mma_elevated & f.renal
 
     f.hcy_elevated = f.homocysteine.gt(
@@ -607,60 +701,183 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
         & f.tsat.lt(p["tsat_low_inflammation"])
     )
     f.iron_deficiency = f.iron_deficiency_plain | f.iron_deficiency_inflammation
+    # in inflammation, a ferritin of 100-300 with TSAT < 20 % may still be iron deficiency; with
+    # ferritin 30-300 and no TSAT (nor iron and TIBC to derive it), TSAT is what would tell
+    f.tsat_low_inflammation = f.tsat.lt(p["tsat_low_inflammation"])
+    f.iron_deficiency_possible = (
+        f.inflammation
+        & f.ferritin.ge(p["ferritin_low_inflammation"])
+        & f.ferritin.le(p["ferritin_possible_upper"])
+        & f.tsat_low_inflammation
+    )
+    f.iron_tsat_wanted = (
+        f.inflammation
+        & f.ferritin.ge(ferritin_limit)
+        & f.ferritin.le(p["ferritin_possible_upper"])
+        & xp.not_(f.tsat.present)
+        & xp.not_(f.iron_deficiency)
+    )
+    f.retic_high = f.retic.gt(p["retic_high"])
 
     # context
     f.neuro = raw.neurological
     f.any_symptom = raw.any_symptom
     f.nitrous = raw.nitrous_oxide
-    f.if_positive = raw.if_positive
+    f.ng239_symptom = f.neuro | f.any_sym(NG239_OTHER_SYMPTOMS)
+    # a positive IF antibody within 14 days of an injection may be a false positive (Mayo): it
+    # then counts for nothing but its own note
+    f.if_false_positive_window = raw.if_positive & (
+        raw.days_since_injection <= p["if_antibody_false_positive"]
+    )
+    f.if_positive = raw.if_positive & xp.not_(f.if_false_positive_window)
+    f.if_negative = raw.if_negative
     f.if_measured = raw.if_positive | raw.if_negative
+    f.treatment_none = raw.treatment == 3
     f.recent_treatment = (
         (raw.treatment == 1)
         | (raw.treatment == 2)
+        | (raw.treatment_started & xp.not_(f.treatment_none))
         | (raw.days_since_injection <= p["b12_injection_recent"])
         | f.med("b12_product")
     )
     f.under_age = raw.age < p["adult_age"]
     f.malabsorption = f.any_cond(MALABSORPTION_CONDITIONS)
     f.diet = f.any_cond(DIET_CONDITIONS)
-    f.usable = f.b12.present | f.holotc.present | f.mma.present
+    f.biotin = f.med("biotin")
+    f.usable = (
+        f.b12.present | f.holotc.present | f.mma.present | f.homocysteine.present | f.if_positive
+    )
     f.censored_undecided = f.b12_undecided | f.holotc_undecided | f.mma_undecided
+    f.mma_child = f.under_age & f.mma_elevated
+    _suspect(f, xp)
     return f
 
 
+def _suspect(f: Facts, xp: Any) -> None:
+    """Values beyond their analyte's suspect limit (a unit slip, not disease): used, questioned.
+
+    A B12 that high is explained by recorded treatment; under 16 a raised MMA is never
+    "suspect" (inborn errors give very high values: PAEDIATRIC_MMA).
+    """
+    f.suspect = {}
+    any_suspect: X = False
+    for key, limit in SUSPECT_LIMITS.items():
+        flag = getattr(f, key).gt(limit)
+        if key == "b12":
+            flag = flag & xp.not_(f.recent_treatment)
+        elif key == "mma":
+            flag = flag & xp.not_(f.under_age)
+        f.suspect[key] = flag
+        any_suspect = any_suspect | flag
+    f.any_suspect = any_suspect
+
+
+# CKD-EPI 2021 creatinine equation (Inker et al., N Engl J Med 2021;385:1737-49), race-free
+_CKD_EPI = {"female": (0.7, -0.241, 1.012), "male": (0.9, -0.302, 1.0)}
+_UMOL_PER_MG_DL = 88.4
+
+
+def ckd_epi_2021(creatinine_umol: X, age: X, female: X, xp: Any) -> X:
+    """eGFR (mL/min/1.73m2) from creatinine (umol/L), age (years) and sex, in either shape."""
+    scr = creatinine_umol / _UMOL_PER_MG_DL
+    kf, af, sf = _CKD_EPI["female"]
+    km, am, sm = _CKD_EPI["male"]
+    if xp is SCALAR:
+        k, a, s = (kf, af, sf) if female else (km, am, sm)
+        r = scr / k
+        return 142.0 * min(r, 1.0) ** a * max(r, 1.0) ** -1.200 * 0.9938**age * s
+    k = np.where(female, kf, km)
+    a = np.where(female, af, am)
+    s = np.where(female, sf, sm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = scr / k
+        return 142.0 * np.minimum(r, 1.0) ** a * np.maximum(r, 1.0) ** -1.200 * 0.9938**age * s
+
+
+def egfr_not_calculated(raw: RawInputs, creatinine_censored: bool) -> str | None:
+    """Why eGFR was not calculated from a reported creatinine (scalar shape), or ``None``."""
+    if raw.pregnant:
+        return "not calculated from creatinine in pregnancy"
+    if creatinine_censored:
+        return "not calculated from a censored creatinine"
+    if raw.age != raw.age:
+        return "not calculated from creatinine: age unknown"
+    if raw.age < ADULT_EGFR_AGE:
+        return "not calculated from creatinine under 18 years"
+    if raw.sex not in (1, 2):
+        return "not calculated from creatinine: sex unknown or other"
+    return None
+
+
+#: CKD-EPI is validated from 18 years
+ADULT_EGFR_AGE = 18.0
+
+
+def _egfr(f: Facts, raw: RawInputs, xp: Any) -> None:
+    """Replace a missing eGFR by the CKD-EPI 2021 estimate where creatinine, age >= 18 and
+    sex (female/male) are known and the patient is not pregnant (docs/clinical-logic.md §2)."""
+    creat = f.creatinine
+    reported = raw.values.get("egfr", _NAN)
+    can = (
+        xp.isnan(reported)
+        & xp.not_(raw.implausible.get("egfr", False))
+        & creat.present
+        & xp.not_(creat.censored)
+        & (raw.age >= ADULT_EGFR_AGE)
+        & ((raw.sex == 1) | (raw.sex == 2))
+        & xp.not_(raw.pregnant)
+    )
+    f.egfr_calculated = can
+    if xp is SCALAR:
+        if can:
+            value = round(ckd_epi_2021(creat.value, raw.age, raw.sex == 1, xp), 1)
+            f.egfr = _Exact(value)
+        return
+    if not np.any(can):
+        return
+    estimate = np.round(ckd_epi_2021(creat.value, raw.age, raw.sex == 1, xp), 1)
+    value = np.where(can, estimate, f.egfr.value)
+    f.egfr = Measure(value, np.where(can, 0, raw.cmp.get("egfr", 0)), xp)
+
+
 def status(f: Facts) -> X:
-    """Overall status of docs/clinical-logic.md §6 (first match wins), as a status code."""
+    """Overall status of docs/clinical-logic.md §6 (first match wins), as a status code.
+
+    Also sets ``f.status_reason`` (an index into :data:`STATUS_REASONS`) and ``f.established``
+    (a deficiency already established, so further confirmation is not suggested).
+    """
     xp = f.xp
     fired = f.fired
-    # docs/clinical-logic.md §6.5 names these for a B12/holoTC in the unlikely band. They are applied to
-    # every result that would otherwise be `unlikely` (also an indeterminate B12 with a normal
-    # MMA), the more cautious reading: otherwise a *lower* B12 could turn an `indeterminate`
-    # into an `unlikely`, and a normal result that cannot be trusted would reassure.
+    no_mma = xp.not_(f.mma.present)
+    # a result that would otherwise be `unlikely` but cannot be trusted is not reassuring
     untrusted_normal = (
         f.nitrous
-        | f.if_positive
         | fired["POSSIBLE_ASSAY_INTERFERENCE"]
+        | (fired["BIOTIN_INTERFERENCE"] & no_mma)
         | fired["NEURO_SYMPTOMS_NORMAL_B12"]
-        | fired["IRON_DEFICIENCY_MAY_MASK_B12"]
+        | (fired["IRON_DEFICIENCY_MAY_MASK_B12"] & no_mma)
         | (fired["METABOLIC_EVIDENCE_NORMAL_B12"] & xp.not_(f.mma_elevated))
-        # a raised homocysteine with MMA unmeasured stays unresolved even when low folate
-        # could explain it (combined deficiency is common): adding the confounder "low
-        # folate" must not turn an indeterminate result into a reassuring one (docs/clinical-logic.md §1.4)
-        | (f.hcy_elevated & xp.not_(f.mma.present))
         | fired["AGE_OUT_OF_SCOPE"]
     )
+    deficient = f.cobalamin_deficient & xp.not_(f.discordant)
+    probable_mma = f.mma_elevated & xp.not_(f.renal)
+    probable_mma_renal = f.mma_marked & f.renal & xp.not_(f.kidney_failure)
+    probable_hcy = f.hcy_elevated & f.nitrous & no_mma
     indeterminate = (
-        ((f.b12_indeterminate | f.holotc_indeterminate) & xp.not_(f.mma.present))
+        ((f.b12_indeterminate | f.holotc_indeterminate | f.discordant) & no_mma)
         | f.mma_renal_caveat
+        # a raised homocysteine with MMA unmeasured stays unresolved even when low folate
+        # could explain it (combined deficiency is common)
+        | (f.hcy_elevated & no_mma)
         | f.censored_undecided
         | untrusted_normal
     )
-    return xp.select(
+    code = xp.select(
         [
             xp.not_(f.usable),
-            f.b12_deficient | f.holotc_deficient,
+            deficient,
             f.recent_treatment,
-            f.mma_elevated & xp.not_(f.renal),
+            probable_mma | probable_mma_renal | f.if_positive | probable_hcy,
             indeterminate,
         ],
         [
@@ -672,3 +889,22 @@ def status(f: Facts) -> X:
         ],
         StatusCode.UNLIKELY,
     )
+    is_deficient = code == StatusCode.DEFICIENT
+    is_probable = code == StatusCode.PROBABLE
+    f.status_reason = xp.select(
+        [
+            is_deficient & f.b12_deficient,
+            is_deficient,
+            is_probable & f.mma_child,
+            is_probable & probable_mma,
+            is_probable & probable_mma_renal,
+            is_probable & f.if_positive,
+            is_probable,
+        ],
+        [1, 2, 7, 3, 4, 5, 6],
+        0,
+    )
+    # a deficient total B12 alone in pregnancy may be partly physiological: not "established"
+    pregnancy_only = f.raw.pregnant & xp.not_(f.holotc_deficient)
+    f.established = is_deficient & xp.not_(pregnancy_only)
+    return code

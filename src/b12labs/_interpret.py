@@ -211,7 +211,7 @@ def _profile_limit(
     if spec.band:
         _, shown, shown_unit = profile.band(key, unit)
         return (float(shown), shown_unit, t.citation, key, False, note)
-    if spec.kind in ("years", "days"):
+    if spec.kind in ("years", "weeks", "days"):
         return (float(t.value), spec.kind, t.citation, key, False, note)
     canonical_unit = ANALYTES[spec.kind].canonical_unit
     if resolve_unit(spec.kind, t.unit).code != canonical_unit:

@@ -38,7 +38,7 @@ DEFAULT_PROFILE = "nice-ng239-2024"
 class ThresholdSpec:
     """The schema of one threshold: what it measures and whether it is a band limit."""
 
-    kind: str  # an analyte key, "years" or "days"
+    kind: str  # an analyte key, "years", "weeks" or "days"
     description: str
     band: bool = False
 
@@ -57,6 +57,14 @@ THRESHOLDS: dict[str, ThresholdSpec] = {
     "mma_elevated": ThresholdSpec("mma", "MMA elevated above (age < older-age limit or unknown)"),
     "mma_elevated_older": ThresholdSpec("mma", "MMA elevated above (age >= older-age limit)"),
     "mma_older_age": ThresholdSpec("years", "age from which the older MMA limit applies"),
+    "mma_elevated_infant": ThresholdSpec("mma", "MMA elevated above (age under the child age)"),
+    "mma_elevated_child": ThresholdSpec("mma", "MMA elevated above (child age to adolescent age)"),
+    "mma_elevated_adolescent": ThresholdSpec(
+        "mma", "MMA elevated above (adolescent age to adult MMA age)"
+    ),
+    "mma_child_age": ThresholdSpec("years", "age from which the child MMA limit applies"),
+    "mma_adolescent_age": ThresholdSpec("years", "age from which the adolescent MMA limit applies"),
+    "mma_adult_age": ThresholdSpec("years", "age from which the adult MMA limits apply"),
     "mma_markedly_elevated": ThresholdSpec("mma", "MMA markedly elevated above"),
     "homocysteine_elevated": ThresholdSpec("homocysteine", "homocysteine elevated above"),
     "mcv_macrocytosis": ThresholdSpec("mcv", "macrocytosis: MCV above"),
@@ -65,6 +73,9 @@ THRESHOLDS: dict[str, ThresholdSpec] = {
     "ferritin_low_inflammation": ThresholdSpec(
         "ferritin", "iron deficiency with inflammation: ferritin below"
     ),
+    "ferritin_possible_upper": ThresholdSpec(
+        "ferritin", "possible iron deficiency with inflammation: ferritin up to (inclusive)"
+    ),
     "tsat_low_inflammation": ThresholdSpec("tsat", "iron deficiency with inflammation: TSAT below"),
     "folate_low": ThresholdSpec("folate", "folate low below"),
     "folate_borderline_upper": ThresholdSpec("folate", "folate borderline below"),
@@ -72,19 +83,33 @@ THRESHOLDS: dict[str, ThresholdSpec] = {
     "hb_anaemia_male": ThresholdSpec("hb", "anaemia (men, or sex unknown): Hb below"),
     "hb_anaemia_female": ThresholdSpec("hb", "anaemia (non-pregnant women): Hb below"),
     "hb_anaemia_pregnant": ThresholdSpec("hb", "anaemia (pregnancy): Hb below"),
+    "hb_anaemia_pregnant_second_trimester": ThresholdSpec(
+        "hb", "anaemia (second trimester of pregnancy): Hb below"
+    ),
+    "second_trimester_from": ThresholdSpec("weeks", "second trimester from (gestational weeks)"),
+    "second_trimester_to": ThresholdSpec("weeks", "second trimester to, inclusive (weeks)"),
     "hb_moderate": ThresholdSpec("hb", "moderate anaemia below"),
     "hb_severe": ThresholdSpec("hb", "severe anaemia below"),
     "hb_moderate_pregnant": ThresholdSpec("hb", "moderate anaemia in pregnancy below"),
     "hb_severe_pregnant": ThresholdSpec("hb", "severe anaemia in pregnancy below"),
     "rdw_high": ThresholdSpec("rdw", "RDW high above"),
     "egfr_renal": ThresholdSpec("egfr", "renal caveat: eGFR below"),
+    "egfr_kidney_failure": ThresholdSpec("egfr", "kidney failure: eGFR below"),
+    "retic_high": ThresholdSpec("retic", "reticulocytes high above (a local limit)"),
     "crp_inflammation": ThresholdSpec("crp", "inflammation: CRP above"),
     "b12_injection_recent": ThresholdSpec("days", "B12 injection counts as recent within (days)"),
+    "if_antibody_false_positive": ThresholdSpec(
+        "days", "IF antibody possibly false positive within (days of an injection)"
+    ),
     "adult_age": ThresholdSpec("years", "profiles apply from this age"),
     "risk_age": ThresholdSpec("years", "age counted as a risk factor for B12 testing"),
 }
 
-_PLAIN_UNITS = {"years": ("years", "year", "a", "y"), "days": ("days", "day", "d")}
+_PLAIN_UNITS = {
+    "years": ("years", "year", "a", "y"),
+    "days": ("days", "day", "d"),
+    "weeks": ("weeks", "week", "wk"),
+}
 
 
 @dataclass(frozen=True, slots=True, eq=False)

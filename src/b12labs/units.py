@@ -47,6 +47,8 @@ class AnalyteSpec:
     canonical_unit: str
     molar_mass: float | None
     plausible: tuple[float, float] | None
+    #: canonical value above which a used result's unit is questioned (VALUE_SUSPECT_UNIT)
+    suspect: float | None
     unit_required: bool
     default_unit: str | None
     qualitative: bool
@@ -66,6 +68,7 @@ def _load_analytes() -> dict[str, AnalyteSpec]:
             canonical_unit=spec["canonical_unit"],
             molar_mass=spec.get("molar_mass"),
             plausible=(float(plausible[0]), float(plausible[1])) if plausible else None,
+            suspect=float(spec["suspect"]) if "suspect" in spec else None,
             unit_required=bool(spec.get("unit_required", True)),
             default_unit=spec.get("default_unit"),
             qualitative=bool(spec.get("qualitative", False)),

@@ -18,7 +18,9 @@ __all__ = [
     "CONDITION_GROUPS",
     "MEDICATION_CLASSES",
     "NEUROLOGICAL_SYMPTOMS",
+    "NG239_SYMPTOMS",
     "SYMPTOMS",
+    "SYMPTOM_GROUPS",
     "MedicationMatch",
     "match_medication",
     "normalise_condition",
@@ -66,6 +68,14 @@ def _groups(table: dict[str, list[str]], vocabulary: tuple[str, ...]) -> dict[st
 CONDITION_GROUPS: dict[str, tuple[str, ...]] = _groups(
     _VOCAB.get("groups", {}).get("conditions", {}), CONDITIONS
 )
+
+#: Symptom groups the rules read (``ng239_other``, ``neck``), as data.
+SYMPTOM_GROUPS: dict[str, tuple[str, ...]] = _groups(
+    _VOCAB.get("groups", {}).get("symptoms", {}), SYMPTOMS
+)
+#: NICE NG239's symptoms of B12 deficiency: every neurological term, fatigue, glossitis and
+#: mood change (neck pain, back pain and joint stiffness are not among them on their own).
+NG239_SYMPTOMS: tuple[str, ...] = NEUROLOGICAL_SYMPTOMS + SYMPTOM_GROUPS["ng239_other"]
 
 _CONDITION_TABLE = _synonym_table(_VOCAB["conditions"])
 _SYMPTOM_TABLE = _synonym_table(

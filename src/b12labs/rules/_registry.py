@@ -19,8 +19,10 @@ __all__ = [
     "ActionSpec",
     "Branch",
     "Rule",
+    "all_of",
     "avoid",
     "branch",
+    "missing",
     "message_field",
     "order",
     "review",
@@ -37,6 +39,11 @@ TESTS: dict[str, tuple[str, str]] = {
     "b12": ("B12", "2132-9"),
     "folate": ("folate", "2284-8"),
     "if_antibody": ("intrinsic-factor antibody", "31444-3"),
+    "holotc": ("holoTC", "72160-5"),
+    "iron": ("iron", "2498-4"),
+    "tibc": ("TIBC", "2500-7"),
+    # no LOINC verified for coeliac serology (docs/clinical-logic.md §5): ordered by name only
+    "coeliac": ("coeliac serology (tTG-IgA)", ""),
 }
 
 #: Citations rules refer to by id (documents S000-S004 are ../shared/domain/sources/).
@@ -62,6 +69,14 @@ SOURCES: dict[str, str] = {
     "CARMEL2012": "Carmel R, Agrawal YP. Failures of cobalamin assays in pernicious anemia. N Engl J Med 2012;367:385-386",
     "ANDRES2013": "Andrès E et al. The pathophysiology of elevated vitamin B12 in clinical practice. QJM 2013;106:505-515",
     "FOLIC-WARNING": "BNF / NHS Highland formulary: never give folic acid alone in B12-deficient states (risk of subacute combined degeneration of the cord)",
+    "ROHR2023": "Rohr M et al. Inflammatory diseases and iron deficiency: TSAT < 20 % with ferritin < 100-300 ug/L in chronic disease. Eur J Med Res 2023",
+    "WHO-HB-2024": "WHO 2024 guideline on haemoglobin cut-offs to define anaemia (second trimester of pregnancy < 105 g/L)",
+    "INKER2021": "Inker LA et al. New creatinine- and cystatin C-based equations to estimate GFR without race (CKD-EPI 2021). N Engl J Med 2021;385:1737-1749",
+    "KDIGO2012": "KDIGO 2012 clinical practice guideline for CKD: eGFR < 15 mL/min/1.73m2 is kidney failure",
+    "BNSSG": "BNSSG / Coventry primary-care B12 guidance: do not monitor replacement with serum B12; use symptoms and the full blood count",
+    "MAYO-IFBA": "Mayo Clinic Laboratories IFBA: a B12 injection within 2 weeks can give a false-positive intrinsic-factor antibody result",
+    "LABCORP-BIOTIN": "Labcorp biotin interference notice: stop high-dose biotin at least 72 hours before streptavidin-based immunoassays",
+    "SAVAGE1994": "Savage DG et al. Sensitivity of serum methylmalonic acid and total homocysteine determinations for diagnosing cobalamin and folate deficiencies. Am J Med 1994;96:239-246",
     "S000": "S000: The role of vitamin B12 in nerve function (source document)",
     "S001": "S001: The connection between vitamin B12 and back pain (source document)",
     "S002": "S002: Can low B12 cause joint stiffness? (source document)",
@@ -82,13 +97,13 @@ class ActionSpec:
     def label(self) -> str:
         """Batch form: ``order 13964-2 MMA``, ``review MRI cervical spine``."""
         if self.kind == "order_test":
-            return f"order {self.loinc} {self.test}"
+            return f"order {self.loinc} {self.test}" if self.loinc else f"order {self.test}"
         return f"{self.kind} {self.test}"
 
     def phrase(self) -> str:
         """Comment form: ``MMA (LOINC 13964-2)``, ``avoid folic acid alone``, ``MRI ...``."""
         if self.kind == "order_test":
-            return f"{self.test} (LOINC {self.loinc})"
+            return f"{self.test} (LOINC {self.loinc})" if self.loinc else self.test
         if self.kind == "avoid":
             return f"avoid {self.test}"
         return self.test
@@ -98,15 +113,35 @@ def order(test: str, when: Predicate | None = None) -> ActionSpec:
     """Order a test (analyte key of :data:`TESTS`), by default only when its result is missing."""
     name, loinc = TESTS[test]
     if when is None:
+        if test == "if_antibody":
 
-        def when(f: Any, xp: Any) -> X:
-            return (
-                xp.not_(getattr(f, test).present)
-                if test != "if_antibody"
-                else xp.not_(f.if_measured)
-            )
+            def when(f: Any, xp: Any) -> X:
+                return xp.not_(f.if_measured)
+        else:
 
-    return ActionSpec("order_test", name, loinc, when)
+            def when(f: Any, xp: Any) -> X:
+                return xp.not_(getattr(f, test).present)
+
+    return ActionSpec("order_test", name, loinc or None, when)
+
+
+def missing(test: str) -> Predicate:
+    """``test`` (an analyte key) has no usable result."""
+    if test == "if_antibody":
+        return lambda f, xp: xp.not_(f.if_measured)
+    return lambda f, xp: xp.not_(getattr(f, test).present)
+
+
+def all_of(*preds: Predicate) -> Predicate:
+    """Every predicate holds (the conditions of an action, in either shape)."""
+
+    def both(f: Any, xp: Any) -> X:
+        out: X = True
+        for p in preds:
+            out = out & p(f, xp)
+        return out
+
+    return both
 
 
 def review(text: str, when: Predicate | None = None) -> ActionSpec:
@@ -289,8 +324,8 @@ def rule(
             raise ValueError(
                 f"rule code {code} was retired in v{retired_in} ({reason}): use a new code"
             )
-        if evidence_of not in (None, "censored", "implausible"):
-            raise ValueError(f"{code}: evidence_of must be 'censored' or 'implausible'")
+        if evidence_of not in (None, "censored", "implausible", "suspect"):
+            raise ValueError(f"{code}: evidence_of must be 'censored', 'implausible' or 'suspect'")
         names = [b.name for b in branches]
         if len(set(names)) != len(names):
             raise ValueError(f"{code}: branch names repeat: {names}")

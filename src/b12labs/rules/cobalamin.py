@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._engine import Facts, StatusCode
+from .._engine import MALABSORPTION_CONDITIONS, Facts, StatusCode
 from ..models import Severity
-from ._registry import branch, order, review, rule
+from ..vocabulary import CONDITION_GROUPS
+from ._fields import words
+from ._registry import all_of, branch, message_field, missing, order, review, rule
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
+
+_HIGH_B12_EXPLAINED = CONDITION_GROUPS["high_b12_explained"]
+
+
+def _no_malabsorption(f: Facts, xp: Any) -> X:
+    return xp.not_(f.malabsorption)
+
+
+def known_cause(f: Facts, xp: Any) -> X:
+    """A recorded cause of a low B12: positive IF antibody, malabsorption (coeliac disease is
+    one), diet or a B12-lowering medicine (then coeliac serology is not suggested)."""
+    return f.if_positive | f.malabsorption | f.diet | f.med("b12_lowering")
 
 
 @rule(
@@ -17,19 +31,60 @@ INFO, WARNING = Severity.info, Severity.warning
     area="cobalamin",
     severity=WARNING,
     title="Total B12 in the deficient band",
-    message="Total B12 {b12} is below {b12_deficient}: consistent with B12 deficiency. "
-    "Consider the cause: an intrinsic-factor antibody test, and coeliac serology if no other "
-    "cause is found.",
+    message="Total B12 {b12} is below {b12_deficient}: consistent with B12 deficiency.",
+    branches=(
+        branch(
+            "cause_unknown",
+            lambda f, xp: xp.not_(known_cause(f, xp)),
+            "Total B12 {b12} is below {b12_deficient}: consistent with B12 deficiency. Consider "
+            "the cause{if_antibody_advice}.",
+        ),
+        branch(
+            "cause_recorded",
+            lambda f, xp: True,
+            "Total B12 {b12} is below {b12_deficient}: consistent with B12 deficiency; a "
+            "possible cause is recorded ({known_cause}).",
+        ),
+    ),
+    comment="total B12 in the deficient band",
     sources=("NG239", "BSH2014", "MAYO"),
     why="A total B12 below the profile's deficiency limit is the primary laboratory sign of "
     "deficiency. NICE NG239 then asks for the cause (autoimmune gastritis via IF antibody; "
     "coeliac disease when no other cause is evident).",
     evidence=(("b12", "b12_deficient"),),
-    actions=(order("if_antibody"), review("coeliac serology if no other cause is found")),
+    actions=(
+        order("if_antibody", when=all_of(missing("if_antibody"), _no_malabsorption)),
+        order("coeliac", when=lambda f, xp: xp.not_(known_cause(f, xp))),
+    ),
     example={"panel": {"b12": "150 pg/mL"}},
 )
 def b12_deficient(f: Facts, xp: Any) -> X:
-    return f.b12_deficient
+    return f.b12_deficient & xp.not_(f.discordant)
+
+
+@message_field("if_antibody_advice")
+def if_antibody_advice(v: Any) -> str:
+    """What to look for when no cause is recorded: IF antibody (unless measured) and coeliac."""
+    f = v.facts
+    if f.if_measured:
+        return ": coeliac serology, as no other cause is recorded"
+    return ": an intrinsic-factor antibody test, and coeliac serology as no other cause is recorded"
+
+
+@message_field("known_cause")
+def known_cause_text(v: Any) -> str:
+    """The recorded causes of a low B12, as recorded."""
+    f = v.facts
+    items = []
+    if f.if_positive:
+        items.append("a positive intrinsic-factor antibody")
+    items.extend(
+        c.replace("_", " ") for c in v.context.conditions if c in MALABSORPTION_CONDITIONS
+    )
+    items.extend(c.replace("_", " ") for c in v.context.conditions if c.endswith("_diet"))
+    if f.med("b12_lowering"):
+        items.append(v["meds_b12_lowering"])
+    return words(items)
 
 
 _B12_INDETERMINATE = (
@@ -38,12 +93,22 @@ _B12_INDETERMINATE = (
 )
 
 
+def _pregnancy_holotc(f: Facts, xp: Any) -> X:
+    """In pregnancy with neither holoTC nor MMA measured NICE prefers active B12."""
+    return f.raw.pregnant & xp.not_(f.holotc.present) & xp.not_(f.mma.present)
+
+
+def _established_not(f: Facts, xp: Any) -> X:
+    return xp.not_(f.established)
+
+
 @rule(
     "B12_INDETERMINATE",
     area="cobalamin",
     severity=INFO,
-    escalate=lambda f, xp: xp.where(f.any_symptom, 2, 1),
-    severity_note="warning when any symptom is present",
+    escalate=lambda f, xp: xp.where(f.ng239_symptom, 2, 1),
+    severity_note="warning with an NG239 symptom (a neurological term, fatigue, glossitis or mood "
+    "change)",
     title="Total B12 in the indeterminate band",
     message=_B12_INDETERMINATE,
     branches=(
@@ -52,38 +117,73 @@ _B12_INDETERMINATE = (
             lambda f, xp: f.mma_elevated,
             _B12_INDETERMINATE
             + " MMA {mma} is above {mma_elevated}, which supports functional deficiency.",
+            comment="total B12 indeterminate with a raised MMA",
+        ),
+        branch(
+            "mma_not_elevated_symptoms",
+            lambda f, xp: f.mma_not_elevated & f.neuro,
+            _B12_INDETERMINATE + " MMA {mma} is not above {mma_elevated}: functional "
+            "deficiency is unlikely, so other causes of the neurological symptoms "
+            "({neuro_symptoms}) should be sought.",
+            evidence=(("b12", "b12_deficient"), ("b12", "b12_indeterminate_upper"), ("mma", "mma_elevated")),
+            comment="normal MMA makes B12 deficiency unlikely: seek other causes of the symptoms",
         ),
         branch(
             "mma_not_elevated",
             lambda f, xp: f.mma_not_elevated,
-            _B12_INDETERMINATE + " MMA {mma} is not elevated (limit {mma_elevated}): "
-            "functional deficiency is less likely.",
+            _B12_INDETERMINATE + " MMA {mma} is not above {mma_elevated}: functional "
+            "deficiency is unlikely.",
+            comment="total B12 indeterminate with a normal MMA",
         ),
         branch(
             "mma_censored",
             lambda f, xp: f.mma.present,
             _B12_INDETERMINATE + " MMA {mma} is censored and does not decide.",
             evidence=(("b12", "b12_deficient"), ("b12", "b12_indeterminate_upper"), ("mma", None)),
+            comment="total B12 indeterminate; MMA does not decide",
+        ),
+        branch(
+            "pregnancy",
+            _pregnancy_holotc,
+            _B12_INDETERMINATE + " In pregnancy NICE prefers active B12 (holoTC) as the next "
+            "test.",
+            evidence=(("b12", "b12_deficient"), ("b12", "b12_indeterminate_upper")),
+            comment="total B12 indeterminate",
         ),
         branch(
             "mma_not_measured",
             lambda f, xp: True,
-            _B12_INDETERMINATE + " Consider measuring methylmalonic acid (MMA).",
+            _B12_INDETERMINATE + " Methylmalonic acid (MMA) would show whether there is "
+            "functional deficiency.",
             evidence=(("b12", "b12_deficient"), ("b12", "b12_indeterminate_upper")),
+            comment="total B12 indeterminate",
         ),
     ),
     sources=("NG239", "BSH2014", "S000", "S003"),
     why="Between the deficiency limit and the upper indeterminate limit total B12 neither "
     "confirms nor excludes deficiency; NICE NG239 and BSH recommend MMA as the second-line "
-    "test (homocysteine when MMA is unavailable).",
+    "test (homocysteine when MMA is unavailable), and active B12 in pregnancy.",
     evidence=(
         ("b12", "b12_deficient"),
         ("b12", "b12_indeterminate_upper"),
         ("mma", "mma_elevated"),
     ),
     actions=(
-        order("mma"),
-        order("homocysteine", when=lambda f, xp: xp.not_(f.mma.present | f.homocysteine.present)),
+        order(
+            "mma",
+            when=lambda f, xp: (
+                xp.not_(f.mma.present) & xp.not_(_pregnancy_holotc(f, xp)) & xp.not_(f.established)
+            ),
+        ),
+        order(
+            "homocysteine",
+            when=lambda f, xp: (
+                xp.not_(f.mma.present | f.homocysteine.present)
+                & xp.not_(_pregnancy_holotc(f, xp))
+                & xp.not_(f.established)
+            ),
+        ),
+        order("holotc", when=_pregnancy_holotc),
     ),
     example={"panel": {"b12": "250 pg/mL"}},
 )
@@ -106,7 +206,23 @@ def b12_indeterminate(f: Facts, xp: Any) -> X:
     example={"panel": {"b12": "500 pg/mL"}},
 )
 def b12_deficiency_unlikely(f: Facts, xp: Any) -> X:
-    return f.b12_unlikely & (f.status == StatusCode.UNLIKELY)
+    return f.b12_unlikely & (f.status == StatusCode.UNLIKELY) & xp.not_(f.discordant)
+
+
+@message_field("treatment_known")
+def treatment_known(v: Any) -> str:
+    """What is known of B12 treatment when it does not explain a high B12."""
+    ctx = v.context
+    if ctx.days_since_b12_injection is not None:
+        return f"the last B12 injection recorded was {ctx.days_since_b12_injection:g} days ago"
+    if ctx.b12_treatment == "none":
+        return "B12 treatment is recorded as none"
+    return "no B12 treatment recorded"
+
+
+@message_field("high_b12_condition")
+def high_b12_condition(v: Any) -> str:
+    return words([c.replace("_", " ") for c in v.context.conditions if c in _HIGH_B12_EXPLAINED])
 
 
 @rule(
@@ -114,14 +230,33 @@ def b12_deficiency_unlikely(f: Facts, xp: Any) -> X:
     area="cobalamin",
     severity=INFO,
     title="Total B12 above the upper limit without B12 treatment",
-    message="Total B12 {b12} is above {b12_high} with no B12 treatment recorded. A high B12 "
-    "without supplementation can accompany liver, kidney or myeloproliferative disease; "
-    "consider review. A high B12 does not exclude functional deficiency.",
+    message="Total B12 {b12} is above {b12_high}; {treatment_known}.",
+    branches=(
+        branch(
+            "condition_recorded",
+            lambda f, xp: f.any_cond(_HIGH_B12_EXPLAINED),
+            "Total B12 {b12} is above {b12_high}; {treatment_known}. The high B12 is "
+            "consistent with the recorded {high_b12_condition}. A high B12 does not exclude "
+            "functional deficiency.",
+        ),
+        branch(
+            "unexplained",
+            lambda f, xp: True,
+            "Total B12 {b12} is above {b12_high}; {treatment_known}. A high B12 without "
+            "supplementation can accompany liver, kidney or myeloproliferative disease; "
+            "consider review. A high B12 does not exclude functional deficiency.",
+        ),
+    ),
     sources=("ANDRES2013", "MAYO"),
     why="Hypercobalaminaemia without supplementation is associated with solid and "
     "haematological malignancy and liver and kidney disease (Andrès 2013).",
     evidence=(("b12", "b12_high"),),
-    actions=(review("clinical review of an unexplained high B12"),),
+    actions=(
+        review(
+            "clinical review of an unexplained high B12",
+            when=lambda f, xp: xp.not_(f.any_cond(_HIGH_B12_EXPLAINED)),
+        ),
+    ),
     example={"panel": {"b12": "1500 pg/mL"}},
 )
 def b12_high_unexplained(f: Facts, xp: Any) -> X:
@@ -135,27 +270,59 @@ def b12_high_unexplained(f: Facts, xp: Any) -> X:
     title="Active B12 (holoTC) in the deficient band",
     message="Active B12 (holotranscobalamin) {holotc} is below {holotc_deficient}: consistent "
     "with B12 deficiency.",
+    comment="active B12 in the deficient band",
     sources=("NG239",),
     why="NICE NG239 treats an active B12 below 25 pmol/L as deficiency.",
     evidence=(("holotc", "holotc_deficient"),),
+    actions=(order("if_antibody", when=all_of(missing("if_antibody"), _no_malabsorption)),),
     example={"panel": {"holotc": "20 pmol/L"}},
 )
 def holotc_deficient(f: Facts, xp: Any) -> X:
-    return f.holotc_deficient
+    return f.holotc_deficient & xp.not_(f.discordant)
 
 
 @rule(
     "HOLOTC_INDETERMINATE",
     area="cobalamin",
     severity=INFO,
+    escalate=lambda f, xp: xp.where(f.any_symptom, 2, 1),
+    severity_note="warning when any symptom is recorded",
     title="Active B12 (holoTC) in the indeterminate band",
     message="Active B12 (holotranscobalamin) {holotc} is in the indeterminate band "
-    "({holotc_deficient} to {holotc_indeterminate_upper}): deficiency is possible; consider MMA.",
+    "({holotc_deficient} to {holotc_indeterminate_upper}): deficiency is possible.",
+    branches=(
+        branch(
+            "mma_elevated",
+            lambda f, xp: f.mma_elevated,
+            "Active B12 (holotranscobalamin) {holotc} is in the indeterminate band "
+            "({holotc_deficient} to {holotc_indeterminate_upper}); MMA {mma} is above "
+            "{mma_elevated}, which supports functional deficiency.",
+        ),
+        branch(
+            "mma_not_elevated",
+            lambda f, xp: f.mma_not_elevated,
+            "Active B12 (holotranscobalamin) {holotc} is in the indeterminate band "
+            "({holotc_deficient} to {holotc_indeterminate_upper}); MMA {mma} is not above "
+            "{mma_elevated}: functional deficiency is unlikely.",
+        ),
+        branch(
+            "other",
+            lambda f, xp: True,
+            "Active B12 (holotranscobalamin) {holotc} is in the indeterminate band "
+            "({holotc_deficient} to {holotc_indeterminate_upper}): deficiency is possible.",
+            evidence=(("holotc", "holotc_deficient"), ("holotc", "holotc_indeterminate_upper")),
+        ),
+    ),
+    comment="active B12 indeterminate",
     sources=("NG239", "BSH2014"),
     why="NICE NG239's indeterminate active-B12 band (25-70 pmol/L) calls for MMA in people with "
     "symptoms.",
-    evidence=(("holotc", "holotc_deficient"), ("holotc", "holotc_indeterminate_upper")),
-    actions=(order("mma"),),
+    evidence=(
+        ("holotc", "holotc_deficient"),
+        ("holotc", "holotc_indeterminate_upper"),
+        ("mma", "mma_elevated"),
+    ),
+    actions=(order("mma", when=all_of(missing("mma"), _established_not)),),
     example={"panel": {"holotc": "40 pmol/L"}},
 )
 def holotc_indeterminate(f: Facts, xp: Any) -> X:
@@ -177,4 +344,56 @@ def holotc_indeterminate(f: Facts, xp: Any) -> X:
     example={"panel": {"holotc": "90 pmol/L"}},
 )
 def holotc_deficiency_unlikely(f: Facts, xp: Any) -> X:
-    return f.holotc_unlikely & (f.status == StatusCode.UNLIKELY)
+    return f.holotc_unlikely & (f.status == StatusCode.UNLIKELY) & xp.not_(f.discordant)
+
+
+@message_field("discordant_pair")
+def discordant_pair(v: Any) -> str:
+    f = v.facts
+    if f.b12_deficient:
+        return (
+            "total B12 {b12} is below {b12_deficient} while active B12 {holotc} is above "
+            "{holotc_indeterminate_upper}"
+        ).format_map(v)
+    return (
+        "active B12 {holotc} is below {holotc_deficient} while total B12 {b12} is above "
+        "{b12_indeterminate_upper}"
+    ).format_map(v)
+
+
+@message_field("discordant_mma")
+def discordant_mma(v: Any) -> str:
+    f = v.facts
+    if f.mma_elevated:
+        return "MMA {mma} is above {mma_elevated}, which supports functional deficiency.".format_map(v)
+    if f.mma_not_elevated:
+        return "MMA {mma} is not above {mma_elevated}: functional deficiency is unlikely.".format_map(v)
+    if f.mma.present:
+        return "MMA {mma} is censored and does not decide.".format_map(v)
+    return "MMA would decide."
+
+
+@rule(
+    "B12_HOLOTC_DISCORDANT",
+    area="cobalamin",
+    severity=WARNING,
+    title="Total B12 and active B12 disagree",
+    message="The B12 markers disagree: {discordant_pair}. Active B12 is the more specific marker "
+    "(and is preferred in pregnancy). {discordant_mma}",
+    comment="total B12 and active B12 disagree",
+    sources=("NG239", "BSH2014"),
+    why="When total B12 and holoTC fall in opposite bands neither settles B12 status; holoTC is "
+    "the more specific and NICE prefers it in pregnancy; MMA decides.",
+    evidence=(
+        ("b12", "b12_deficient"),
+        ("b12", "b12_indeterminate_upper"),
+        ("holotc", "holotc_deficient"),
+        ("holotc", "holotc_indeterminate_upper"),
+        ("mma", "mma_elevated"),
+    ),
+    actions=(order("mma"),),
+    since="2",
+    example={"panel": {"b12": "110 pmol/L", "holotc": "90 pmol/L"}},
+)
+def b12_holotc_discordant(f: Facts, xp: Any) -> X:
+    return f.discordant

@@ -10,7 +10,7 @@ from ._fields import words
 from ._registry import branch, message_field, order, rule
 
 X = Any
-WARNING = Severity.warning
+INFO, WARNING = Severity.info, Severity.warning
 
 
 @rule(
@@ -19,6 +19,7 @@ WARNING = Severity.warning
     severity=WARNING,
     title="Iron deficiency",
     message="Consistent with iron deficiency.",
+    comment="iron deficiency",
     branches=(
         branch(
             "ferritin_low",
@@ -54,19 +55,70 @@ def iron_deficiency(f: Facts, xp: Any) -> X:
     return f.iron_deficiency
 
 
+@rule(
+    "IRON_DEFICIENCY_POSSIBLE",
+    area="iron",
+    severity=INFO,
+    title="Iron deficiency possible despite the ferritin (inflammation)",
+    message="With inflammation, iron deficiency is possible despite the ferritin.",
+    branches=(
+        branch(
+            "tsat_low",
+            lambda f, xp: f.iron_deficiency_possible,
+            "With inflammation ({inflammation}), ferritin {ferritin} is within "
+            "{ferritin_low_inflammation} to {ferritin_possible_upper} and TSAT {tsat} is below "
+            "{tsat_low_inflammation}: functional or absolute iron deficiency is possible despite "
+            "the ferritin, which inflammation raises.",
+            evidence=(
+                ("ferritin", "ferritin_low_inflammation"),
+                ("ferritin", "ferritin_possible_upper"),
+                ("tsat", "tsat_low_inflammation"),
+                ("crp", "crp_inflammation"),
+            ),
+        ),
+        branch(
+            "tsat_missing",
+            lambda f, xp: True,
+            "With inflammation ({inflammation}), ferritin {ferritin} does not exclude iron "
+            "deficiency (inflammation raises ferritin): a transferrin saturation, from iron and "
+            "TIBC, would show whether iron supply is low.",
+            evidence=(("ferritin", "ferritin_possible_upper"), ("crp", "crp_inflammation")),
+        ),
+    ),
+    sources=("CAPPELLINI2017", "ROHR2023"),
+    why="In chronic inflammation ferritin rises as an acute-phase protein; a TSAT below 20 % "
+    "with ferritin up to 100-300 ug/L is used for functional or absolute iron deficiency "
+    "(Cappellini 2017; Rohr 2023).",
+    evidence=(
+        ("ferritin", "ferritin_low_inflammation"),
+        ("ferritin", "ferritin_possible_upper"),
+        ("tsat", "tsat_low_inflammation"),
+    ),
+    actions=(
+        order("iron", when=lambda f, xp: f.iron_tsat_wanted & xp.not_(f.iron.present)),
+        order("tibc", when=lambda f, xp: f.iron_tsat_wanted & xp.not_(f.tibc.present)),
+    ),
+    since="2",
+    example={
+        "panel": {"ferritin": "180 ug/L", "tsat": "14 %"},
+        "context": {"conditions": ["rheumatoid_arthritis"]},
+    },
+)
+def iron_deficiency_possible(f: Facts, xp: Any) -> X:
+    return f.iron_deficiency_possible | f.iron_tsat_wanted
+
+
 _MASK = (
-    "Iron deficiency with {mcv_not_macrocytic}, while B12 deficiency is possible given "
+    "Iron deficiency{mcv_not_macrocytic}, while B12 deficiency is possible given "
     "{b12_possible_or_neuro}: iron deficiency can remove the macrocytosis of B12 deficiency, "
-    "so a normal MCV does not exclude it."
+    "so the MCV cannot be relied on to exclude it."
 )
 
 
 @message_field("mcv_not_macrocytic")
 def mcv_not_macrocytic(v: Any) -> str:
-    """``an MCV of 88 fL (not macrocytic)`` or ``MCV not measured``."""
-    return (
-        "MCV not measured" if v.m.get("mcv") is None else f"an MCV of {v['mcv']} (not macrocytic)"
-    )
+    """`` with an MCV of 88 fL (not macrocytic)``; nothing when MCV was not measured."""
+    return "" if v.m.get("mcv") is None else f" with an MCV of {v['mcv']} (not macrocytic)"
 
 
 @message_field("inflammation")
@@ -104,7 +156,14 @@ def inflammation(v: Any) -> str:
         ("mma", "mma_elevated"),
         ("homocysteine", "homocysteine_elevated"),
     ),
-    actions=(order("mma"), order("homocysteine")),
+    actions=(
+        order("mma", when=lambda f, xp: xp.not_(f.mma.present) & xp.not_(f.cobalamin_deficient)),
+        order(
+            "homocysteine",
+            when=lambda f, xp: xp.not_(f.homocysteine.present) & xp.not_(f.cobalamin_deficient),
+        ),
+    ),
+    comment="iron deficiency may mask B12 deficiency",
     evidence_when={"rdw": "rdw_high"},
     example={
         "panel": {"b12": "300 pmol/L", "ferritin": "9 ug/L", "mcv": "88 fL"},

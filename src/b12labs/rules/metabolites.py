@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._engine import Facts
+from .._engine import Facts, StatusCode
 from ..models import Severity
 from ._fields import words
 from ._registry import branch, message_field, order, rule
@@ -20,6 +20,22 @@ INFO, WARNING = Severity.info, Severity.warning
     title="Methylmalonic acid elevated",
     message="MMA {mma} is above {mma_elevated}: supports functional B12 deficiency "
     "(renal impairment, hypovolaemia and older age also raise MMA).",
+    branches=(
+        branch(
+            "child",
+            lambda f, xp: f.under_age,
+            "MMA {mma} is above the age-specific limit {mma_elevated}: in a child a raised MMA "
+            "reflects B12 deficiency or an inborn error of metabolism.",
+            comment="raised MMA for age",
+        ),
+        branch(
+            "adult",
+            lambda f, xp: True,
+            "MMA {mma} is above {mma_elevated}: supports functional B12 deficiency "
+            "(renal impairment, hypovolaemia and older age also raise MMA).",
+        ),
+    ),
+    comment="raised MMA supports functional B12 deficiency",
     sources=("MAYO", "DANISH-MMA", "HARRINGTON2017", "BSH2014"),
     why="MMA rises when adenosylcobalamin is lacking; it is the preferred second-line test "
     "(BSH 2014). Limits are age-specific (Danish reference intervals) and NICE gives none.",
@@ -37,10 +53,11 @@ def mma_elevated(f: Facts, xp: Any) -> X:
     title="Methylmalonic acid markedly elevated",
     message="MMA {mma} is above {mma_markedly_elevated}: highly suggestive of functional B12 "
     "deficiency (a markedly raised MMA is unusual from renal impairment alone).",
+    comment="markedly raised MMA",
     sources=("N2O-REVIEW", "NORWAY-LAB"),
     why="An MMA above 0.75 µmol/L is highly suggestive of deficiency; renal impairment usually "
     "raises MMA only moderately (< 0.50 µmol/L).",
-    evidence=(("mma", "mma_markedly_elevated"),),
+    evidence=(("mma", "mma_markedly_elevated"), ("mma", "mma_elevated")),
     example={"panel": {"mma": "1.2 umol/L"}},
 )
 def mma_markedly_elevated(f: Facts, xp: Any) -> X:
@@ -52,9 +69,37 @@ def mma_markedly_elevated(f: Facts, xp: Any) -> X:
     area="metabolites",
     severity=WARNING,
     title="Elevated MMA with renal impairment",
-    message="MMA {mma} is elevated (limit {mma_elevated}) with renal impairment "
-    "({renal_basis}): renal impairment raises MMA, so the result may overstate deficiency. "
-    "Interpret with caution.",
+    message="MMA {mma} is above {mma_elevated} with renal impairment ({renal_basis}): renal "
+    "impairment raises MMA, so the result may overstate deficiency. Interpret with caution.",
+    branches=(
+        branch(
+            "marked_not_kidney_failure",
+            lambda f, xp: f.mma_marked & xp.not_(f.kidney_failure),
+            "MMA {mma} is above {mma_markedly_elevated} with renal impairment ({renal_basis}): "
+            "renal impairment usually raises MMA only modestly (below about 0.50 µmol/L unless "
+            "there is kidney failure), so it alone is unlikely to explain this value"
+            "{egfr_unknown}.",
+            evidence=(("mma", "mma_markedly_elevated"), ("egfr", "egfr_kidney_failure"), ("creatinine", None)),
+            comment="renal impairment alone is unlikely to explain the markedly raised MMA",
+        ),
+        branch(
+            "kidney_failure",
+            lambda f, xp: f.kidney_failure,
+            "MMA {mma} is above {mma_elevated} with kidney failure ({renal_basis}): kidney "
+            "failure can raise MMA markedly, so the result may overstate deficiency. Interpret "
+            "with caution.",
+            evidence=(("mma", "mma_elevated"), ("egfr", "egfr_kidney_failure"), ("creatinine", None)),
+            comment="kidney failure may explain the raised MMA",
+        ),
+        branch(
+            "modest",
+            lambda f, xp: True,
+            "MMA {mma} is above {mma_elevated} with renal impairment ({renal_basis}): renal "
+            "impairment raises MMA, so the result may overstate deficiency. Interpret with "
+            "caution.",
+            comment="renal impairment may explain the raised MMA",
+        ),
+    ),
     sources=("NORWAY-LAB", "MAYO", "HARRINGTON2017"),
     why="MMA is cleared by the kidney; unadjusted MMA overestimated deficiency by 40 % in "
     "reduced eGFR (Ann Clin Biochem 2018).",
@@ -63,6 +108,12 @@ def mma_markedly_elevated(f: Facts, xp: Any) -> X:
 )
 def mma_renal_caveat(f: Facts, xp: Any) -> X:
     return f.mma_renal_caveat
+
+
+@message_field("egfr_unknown")
+def egfr_unknown(v: Any) -> str:
+    """``(eGFR unknown)`` when neither reported nor calculated."""
+    return "" if v.facts.egfr.present else " (eGFR unknown)"
 
 
 @message_field("renal_basis")
@@ -81,8 +132,10 @@ def renal_basis(v: Any) -> str:
 
 @message_field("folate_not_low")
 def folate_not_low(v: Any) -> str:
-    """``folate 12 nmol/L not low`` or ``folate not measured``."""
-    return "folate not measured" if v.m.get("folate") is None else f"folate {v['folate']} not low"
+    """`` while folate 12 nmol/L is not low`` when folate was measured; nothing otherwise."""
+    if v.m.get("folate") is None:
+        return ""
+    return f" while folate {v['folate']} is not low"
 
 
 def _hcy_message(v: Any) -> str:
@@ -141,10 +194,16 @@ def hcy_elevated(f: Facts, xp: Any) -> X:
     "homocysteine with a normal MMA.",
     evidence=(("homocysteine", "homocysteine_elevated"), ("mma", "mma_elevated")),
     actions=(order("folate"),),
+    after_status=True,
     example={"panel": {"homocysteine": "22 umol/L", "mma": "0.2 umol/L"}},
 )
 def folate_pattern(f: Facts, xp: Any) -> X:
-    return f.hcy_elevated & f.mma_not_elevated
+    return (
+        f.hcy_elevated
+        & f.mma_not_elevated
+        & (f.status != StatusCode.DEFICIENT)
+        & (f.status != StatusCode.PROBABLE)
+    )
 
 
 @rule(
@@ -157,8 +216,9 @@ def folate_pattern(f: Facts, xp: Any) -> X:
         branch(
             "mma",
             lambda f, xp: f.mma_elevated & xp.not_(f.renal),
-            "The serum cobalamin result ({cobalamin_unlikely}) is reassuring, but MMA {mma} is "
-            "above {mma_elevated}: deficiency is not excluded by a normal serum B12.",
+            "The serum cobalamin result ({cobalamin_unlikely}) looks reassuring, but MMA {mma} "
+            "is above {mma_elevated}: deficiency is not excluded by a normal serum B12.",
+            comment="raised MMA despite a normal B12: deficiency not excluded",
             evidence=(
                 ("b12", "b12_indeterminate_upper"),
                 ("holotc", "holotc_indeterminate_upper"),
@@ -168,10 +228,11 @@ def folate_pattern(f: Facts, xp: Any) -> X:
         branch(
             "homocysteine",
             lambda f, xp: f.hcy_elevated,
-            "The serum cobalamin result ({cobalamin_unlikely}) is reassuring, but homocysteine "
-            "{homocysteine} is above {homocysteine_elevated} with MMA not measured and "
-            "{folate_not_low}: deficiency is not excluded by a normal serum B12; MMA would "
-            "distinguish B12 from other causes.",
+            "The serum cobalamin result ({cobalamin_unlikely}) looks reassuring, but "
+            "homocysteine {homocysteine} is above {homocysteine_elevated}{folate_not_low}: "
+            "deficiency is not excluded by a normal serum B12; MMA would distinguish B12 from "
+            "other causes.",
+            comment="raised homocysteine despite a normal B12: deficiency not excluded",
             evidence=(
                 ("b12", "b12_indeterminate_upper"),
                 ("holotc", "holotc_indeterminate_upper"),
@@ -191,7 +252,10 @@ def folate_pattern(f: Facts, xp: Any) -> X:
         ("homocysteine", "homocysteine_elevated"),
         ("folate", "folate_low"),
     ),
-    actions=(order("mma"),),
+    actions=(
+        order("mma"),
+        order("folate", when=lambda f, xp: f.hcy_elevated & xp.not_(f.mma.present)),
+    ),
     example={"panel": {"b12": "400 pmol/L", "homocysteine": "25 umol/L"}},
 )
 def metabolic_evidence_normal_b12(f: Facts, xp: Any) -> X:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from .._engine import DIET_CONDITIONS, MALABSORPTION_CONDITIONS, Facts, StatusCode
+from ..vocabulary import SYMPTOM_GROUPS
 from ..models import Severity
 from ._fields import cobalamin_findings, words
-from ._registry import message_field, order, review, rule
+from ._registry import branch, message_field, order, review, rule
 
 X = Any
 INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
@@ -33,10 +34,20 @@ INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
         ("homocysteine", "homocysteine_elevated"),
     ),
     actions=(review("prompt clinical review, without delaying treatment for further tests"),),
+    comment="neurological symptoms: prompt review, do not delay treatment",
+    after_status=True,
     example={"panel": {"b12": "150 pg/mL"}, "context": {"symptoms": ["paraesthesia"]}},
 )
 def neuro_urgent(f: Facts, xp: Any) -> X:
-    return f.neuro & (f.cobalamin_low | f.mma_elevated | f.hcy_elevated | f.nitrous)
+    possible = (
+        f.cobalamin_deficient
+        | (f.cobalamin_low & xp.not_(f.mma_not_elevated))
+        | f.mma_elevated
+        | (f.hcy_elevated & xp.not_(f.mma.present))
+        | f.nitrous
+        | f.if_positive
+    )
+    return f.neuro & possible & (f.status != StatusCode.UNLIKELY)
 
 
 @rule(
@@ -45,7 +56,9 @@ def neuro_urgent(f: Facts, xp: Any) -> X:
     severity=WARNING,
     title="Neurological symptoms with a normal B12",
     message="Neurological symptoms ({neuro_symptoms}) with total B12 {b12} above "
-    "{b12_indeterminate_upper}: a normal B12 does not exclude deficiency; consider MMA.",
+    "{b12_indeterminate_upper}: a normal B12 does not exclude deficiency; MMA would show "
+    "functional deficiency.",
+    comment="neurological symptoms with a normal B12: deficiency not excluded",
     sources=("BSH2014", "LINDENBAUM1988", "S000"),
     why="Neurological B12 deficiency occurs with normal blood counts and sometimes normal "
     "serum B12; MMA detects functional deficiency.",
@@ -58,15 +71,7 @@ def neuro_symptoms_normal_b12(f: Facts, xp: Any) -> X:
 
 
 _RISK_CLASSES = ("b12_lowering", "methotrexate")
-_NECK = ("neck_pain", "neck_stiffness")
-_RA_SIGNS = (
-    "paraesthesia",
-    "numbness",
-    "muscle_weakness",
-    "gait_disturbance",
-    "bladder_bowel_dysfunction",
-    "occipital_headache",
-)
+_NECK = SYMPTOM_GROUPS["neck"]
 
 
 @message_field("neuro_trigger")
@@ -75,6 +80,8 @@ def neuro_trigger(v: Any) -> str:
     items = cobalamin_findings(v)
     if v.facts.nitrous:
         items.append("nitrous oxide exposure")
+    if v.facts.if_positive:
+        items.append("a positive intrinsic-factor antibody")
     return words(items)
 
 
@@ -101,9 +108,10 @@ def neck_symptoms(v: Any) -> str:
     return words([s.replace("_", " ") for s in v.context.symptoms if s in _NECK])
 
 
-@message_field("ra_signs")
-def ra_signs(v: Any) -> str:
-    return words([s.replace("_", " ") for s in v.context.symptoms if s in _RA_SIGNS])
+@message_field("ng239_symptoms")
+def ng239_symptoms(v: Any) -> str:
+    """The recorded NG239 symptoms, and neck/back pain or joint stiffness beside them."""
+    return words([s.replace("_", " ") for s in v.context.symptoms])
 
 
 @rule(
@@ -111,8 +119,8 @@ def ra_signs(v: Any) -> str:
     area="neurology",
     severity=INFO,
     title="Symptoms and a risk factor: consider B12 testing",
-    message="Symptoms ({symptoms}) and a risk factor for B12 deficiency ({risk_factors}) are "
-    "recorded with no B12 result: consider testing B12.",
+    message="Symptoms ({ng239_symptoms}) and a risk factor for B12 deficiency ({risk_factors}) "
+    "are recorded with no B12 result: consider testing B12.",
     sources=("NG239", "S000", "S001", "S002", "S004"),
     why="NICE NG239 offers a B12 test to people with a symptom and a risk factor; neck and back "
     "pain and joint stiffness are described with deficiency (S001, S002).",
@@ -129,7 +137,8 @@ def b12_testing_suggested(f: Facts, xp: Any) -> X:
         | f.nitrous
         | (f.raw.age >= f.profile["risk_age"])
     )
-    return xp.not_(f.usable) & f.any_symptom & risk
+    no_result = xp.not_(f.b12.present | f.holotc.present | f.mma.present)
+    return no_result & xp.not_(f.recent_treatment) & f.ng239_symptom & risk
 
 
 @rule(
@@ -137,12 +146,40 @@ def b12_testing_suggested(f: Facts, xp: Any) -> X:
     area="neurology",
     severity=CRITICAL,
     title="Rheumatoid arthritis with neck symptoms and neurological signs",
-    message="Rheumatoid arthritis with {neck_symptoms} and {ra_signs}: exclude cervical cord "
-    "compression (MRI of the cervical spine) alongside the B12 work-up.",
+    escalate=lambda f, xp: xp.where(f.neuro, 3, 2),
+    severity_note="critical with a neurological symptom; warning with occipital headache alone",
+    message="Rheumatoid arthritis with {neck_symptoms}: consider cervical spine disease.",
+    branches=(
+        branch(
+            "neurological",
+            lambda f, xp: f.neuro,
+            "Rheumatoid arthritis with {neck_symptoms} and neurological symptoms "
+            "({neuro_symptoms}): exclude cervical cord compression (imaging, e.g. MRI of the "
+            "cervical spine) alongside the B12 work-up.",
+            comment="rheumatoid arthritis with neck and neurological symptoms: exclude cervical "
+            "cord compression",
+        ),
+        branch(
+            "occipital_headache",
+            lambda f, xp: True,
+            "Rheumatoid arthritis with {neck_symptoms} and occipital headache: consider "
+            "atlanto-axial subluxation.",
+            comment="rheumatoid arthritis with neck pain and occipital headache: consider "
+            "atlanto-axial subluxation",
+        ),
+    ),
     sources=("S003",),
     why="Cervical spine disease affects 25-86 % of people with RA and can compress the cord; "
     "its symptoms overlap with B12 deficiency (S003).",
-    actions=(review("MRI cervical spine to exclude cord compression"),),
+    actions=(
+        review(
+            "MRI cervical spine to exclude cord compression", when=lambda f, xp: f.neuro
+        ),
+        review(
+            "imaging of the cervical spine for atlanto-axial subluxation",
+            when=lambda f, xp: xp.not_(f.neuro),
+        ),
+    ),
     example={
         "context": {
             "conditions": ["rheumatoid_arthritis"],
@@ -152,8 +189,7 @@ def b12_testing_suggested(f: Facts, xp: Any) -> X:
 )
 def ra_cervical_red_flag(f: Facts, xp: Any) -> X:
     neck = f.any_sym(_NECK)
-    signs = f.any_sym(_RA_SIGNS)
-    return f.cond("rheumatoid_arthritis") & neck & signs
+    return f.cond("rheumatoid_arthritis") & neck & (f.neuro | f.sym("occipital_headache"))
 
 
 @rule(
@@ -161,7 +197,8 @@ def ra_cervical_red_flag(f: Facts, xp: Any) -> X:
     area="neurology",
     severity=WARNING,
     title="Anti-TNF medicine with neurological symptoms",
-    message="An anti-TNF medicine ({meds_anti_tnf}) with neurological symptoms ({symptoms}): "
+    comment="anti-TNF therapy with neurological symptoms: consider demyelination",
+    message="An anti-TNF medicine ({meds_anti_tnf}) with neurological symptoms ({neuro_symptoms}): "
     "anti-TNF therapy is associated with demyelination, a differential alongside B12 deficiency.",
     sources=("S003",),
     why="Anti-TNF agents are associated with demyelinating events (S003).",

@@ -18,7 +18,9 @@ INFO, WARNING = Severity.info, Severity.warning
     severity=WARNING,
     title="Under 16: adult thresholds do not apply",
     message="Age {age} is below {adult_age}: the threshold profiles are for adults and "
-    "paediatric ranges differ. Interpret with a paediatric reference.",
+    "paediatric ranges differ; interpret with a paediatric service. MMA is compared with the "
+    "child's age-specific limit.",
+    comment="under 16: adult thresholds do not apply; interpret with a paediatric service",
     sources=("NG239",),
     uses=("adult_age",),
     why="NICE NG239 covers people over 16; children's B12, MMA and Hb ranges differ.",
@@ -26,6 +28,31 @@ INFO, WARNING = Severity.info, Severity.warning
 )
 def age_out_of_scope(f: Facts, xp: Any) -> X:
     return f.under_age
+
+
+@rule(
+    "PAEDIATRIC_MMA",
+    area="scope",
+    severity=WARNING,
+    escalate=lambda f, xp: xp.where(f.raw.age < f.profile["mma_child_age"], 3, 2),
+    severity_note="critical under 1 year",
+    title="Raised MMA in a child",
+    message="MMA {mma} is above the age-specific limit {mma_elevated} at age {age}: in children "
+    "a raised MMA can reflect nutritional B12 deficiency (in infants often maternal) or an "
+    "inborn error of cobalamin or propionate metabolism. Discuss with a paediatric metabolic "
+    "service.",
+    comment="raised MMA in a child: discuss with a paediatric metabolic service",
+    sources=("MAYO", "DANISH-MMA"),
+    why="Children's MMA limits are age-specific (Danish reference intervals); very high values "
+    "suggest inborn errors of metabolism, and infant B12 deficiency is often maternal.",
+    evidence=(("mma", "mma_elevated"),),
+    actions=(review("discussion with a paediatric metabolic service"),),
+    uses=("adult_age", "mma_child_age"),
+    since="2",
+    example={"panel": {"mma": "8 umol/L"}, "context": {"age": 3}},
+)
+def paediatric_mma(f: Facts, xp: Any) -> X:
+    return f.mma_child
 
 
 @rule(
@@ -63,3 +90,24 @@ def value_implausible(f: Facts, xp: Any) -> X:
     for flag in f.raw.implausible.values():
         out = out | flag
     return out
+
+
+@rule(
+    "VALUE_SUSPECT_UNIT",
+    area="quality",
+    severity=WARNING,
+    title="A value so high that its unit should be checked",
+    message="A result far beyond what disease produces was used, but its unit should be checked "
+    "with the laboratory ({suspect}): such values usually come from a unit slip (e.g. MMA in "
+    "nmol/L reported as umol/L).",
+    comment="check the unit of an implausibly high result",
+    sources=("NG239",),
+    why="Beyond the analyte's suspect limit (MMA > 50 umol/L, homocysteine > 500 umol/L, B12 > "
+    "20 000 pmol/L without treatment, ferritin > 100 000 ug/L) a unit slip is far likelier than "
+    "disease in adults; the value is used, and the unit questioned.",
+    since="2",
+    example={"panel": {"mma": "400 umol/L"}},
+    evidence_of="suspect",
+)
+def value_suspect_unit(f: Facts, xp: Any) -> X:
+    return f.any_suspect
