@@ -13,8 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 EXTERNAL = FIXTURES / "external"
 SHARED = REPO.parent / "shared"
-#: The specification version the catalogue implements today: v1, frozen beside the current one.
-SPEC = SHARED / "domain" / "RULES-v1.md"
+#: The specification the catalogue implements: v2, the current one.
+SPEC = SHARED / "domain" / "RULES.md"
 
 
 def spec_text() -> str:

@@ -786,12 +786,12 @@ def ckd_epi_2021(creatinine_umol: X, age: X, female: X, xp: Any) -> X:
         k, a, s = (kf, af, sf) if female else (km, am, sm)
         r = scr / k
         return 142.0 * min(r, 1.0) ** a * max(r, 1.0) ** -1.200 * 0.9938**age * s
-    k = np.where(female, kf, km)
-    a = np.where(female, af, am)
-    s = np.where(female, sf, sm)
+    kv = np.where(female, kf, km)
+    av = np.where(female, af, am)
+    sv = np.where(female, sf, sm)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = scr / k
-        return 142.0 * np.minimum(r, 1.0) ** a * np.maximum(r, 1.0) ** -1.200 * 0.9938**age * s
+        rv = scr / kv
+        return 142.0 * np.minimum(rv, 1.0) ** av * np.maximum(rv, 1.0) ** -1.200 * 0.9938**age * sv
 
 
 def egfr_not_calculated(raw: RawInputs, creatinine_censored: bool) -> str | None:

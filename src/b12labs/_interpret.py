@@ -117,7 +117,12 @@ def panel_inputs(
         sex=SEX_CODES.get(context.sex, 0),
         pregnant=bool(context.pregnant),
         nitrous_oxide=bool(context.nitrous_oxide_exposure),
-        treatment=TREATMENT_CODES.get(context.b12_treatment or "none", 0),
+        treatment=TREATMENT_CODES[context.b12_treatment] if context.b12_treatment else 0,
+        treatment_started=context.b12_treatment_started is not None,
+        gestational_weeks=(
+            context.gestational_weeks if context.gestational_weeks is not None else math.nan
+        ),
+        breastfeeding=bool(context.breastfeeding),
         days_since_injection=(
             context.days_since_b12_injection
             if context.days_since_b12_injection is not None
@@ -370,6 +375,11 @@ class _View:
                         f"{tsat} % (derived from iron {self.both('iron')} and TIBC "
                         f"{self.both('tibc')})"
                     )
+                if key == "egfr" and self.facts.egfr_calculated:
+                    return (
+                        f"{sig3(float(self.facts.egfr.value))} mL/min/1.73m2 (calculated from "
+                        f"creatinine {self['creatinine']}, CKD-EPI 2021)"
+                    )
                 return "not measured"
             return m.text()
         if key in THRESHOLDS or key in self.facts.limit or key == "hb_anaemia":
@@ -394,6 +404,15 @@ class _View:
             return ", ".join(f"{k} {m.text()}" for k, m in self.m.items() if m.comparator) or "none"
         if key == "implausible":
             return ", ".join(f"{k} {self.m[k].text()}" for k in self.implausible) or "none"
+        if key == "suspect":
+            return (
+                ", ".join(
+                    f"{_label(k)} {self.m[k].text()}, beyond {_suspect_limit(k)}"
+                    for k in _suspect_keys(self.facts)
+                    if k in self.m
+                )
+                or "none"
+            )
         describe = FIELDS.get(key)
         if describe is not None:
             return describe(self)
@@ -411,6 +430,21 @@ def _evidence(
         if p.evidence_of == "censored":
             keys = [k for k, m in view.m.items() if m.comparator]
             censored = True
+        elif p.evidence_of == "suspect":
+            found = tuple(
+                ev
+                for ev in (_pair_evidence(view, used, k, None) for k in _suspect_keys(view.facts))
+                if ev is not None
+            )
+            return tuple(
+                ev.model_copy(
+                    update={
+                        "note": f"beyond the suspect limit {_suspect_limit(ev.analyte)}: "
+                        "used; check the unit"
+                    }
+                )
+                for ev in found
+            )
         else:
             keys = list(view.implausible)
             censored = False
@@ -442,7 +476,8 @@ def _pair_evidence(
     f = view.facts
     m = view.m.get(analyte)
     derived_tsat = m is None and analyte == "tsat" and f.tsat_derived
-    if m is None and not derived_tsat:
+    calculated_egfr = m is None and analyte == "egfr" and bool(f.egfr_calculated)
+    if m is None and not derived_tsat and not calculated_egfr:
         return None
     note: str | None = None
     limit_fields: dict[str, Any] = {}  # left out (defaults) when no limit was compared
@@ -464,6 +499,19 @@ def _pair_evidence(
             value=f.tsat.value,
             unit="%",
             note="derived from iron and TIBC (iron / TIBC x 100)",
+            **limit_fields,
+        )
+    if calculated_egfr:
+        sex = view.context.sex
+        return _new_evidence(
+            analyte="egfr",
+            reported=None,
+            value=f.egfr.value,
+            unit="mL/min/1.73m2",
+            note=(
+                f"calculated from creatinine {view['creatinine']}, age {view['age']} and sex "
+                f"{sex} (CKD-EPI 2021 creatinine equation, race-free)"
+            ),
             **limit_fields,
         )
     assert m is not None
@@ -496,6 +544,34 @@ def _pair_evidence(
         note=note,
         **limit_fields,
     )
+
+
+def _suspect_keys(f: Facts) -> list[str]:
+    """Analytes beyond their suspect limit (used, but the unit is questioned)."""
+    return [k for k, flag in f.suspect.items() if bool(flag)]
+
+
+def _suspect_limit(analyte: str) -> str:
+    spec = ANALYTES[analyte]
+    return f"{float(spec.suspect or 0):g} {spec.canonical_unit}"
+
+
+def _label(analyte: str) -> str:
+    """How a message names an analyte: ``MMA``, ``B12``, ``homocysteine``."""
+    return {
+        "b12": "B12",
+        "holotc": "holoTC",
+        "mma": "MMA",
+        "mcv": "MCV",
+        "hb": "Hb",
+        "rdw": "RDW",
+        "tsat": "TSAT",
+        "tibc": "TIBC",
+        "crp": "CRP",
+        "egfr": "eGFR",
+        "rbc_folate": "red-cell folate",
+        "if_antibody": "IF antibody",
+    }.get(analyte, analyte)
 
 
 def _censored_decided(f: Facts, analyte: str) -> str:

@@ -132,6 +132,12 @@ def _add_interpret(sub: Any) -> None:
     )
     p.add_argument("--b12-treatment", choices=["none", "oral", "injection"])
     p.add_argument("--days-since-b12-injection", type=float)
+    p.add_argument("--b12-treatment-started", help="date B12 replacement began (YYYY-MM-DD)")
+    p.add_argument("--collected-at", help="specimen collection date-time (ISO 8601)")
+    p.add_argument("--gestational-weeks", type=float, help="weeks of pregnancy")
+    p.add_argument(
+        "--breastfeeding", action="store_true", default=None, help="the patient is breastfeeding"
+    )
     p.add_argument(
         "--profile", default="nice-ng239-2024", help="profile id or path to a local profile TOML"
     )
@@ -167,6 +173,7 @@ def _example(key: str) -> str:
         "egfr": "55 mL/min/1.73m2",
         "crp": "12 mg/L",
         "if_antibody": "positive",
+        "retic": "120 10*9/L",
     }[key]
 
 
@@ -210,7 +217,17 @@ def _run_interpret(args: argparse.Namespace) -> int:
         return 0
     panel = {k: getattr(args, k) for k in ANALYTES if getattr(args, k) is not None}
     context: dict[str, Any] = {}
-    for name in ("age", "sex", "pregnant", "b12_treatment", "days_since_b12_injection"):
+    for name in (
+        "age",
+        "sex",
+        "pregnant",
+        "b12_treatment",
+        "days_since_b12_injection",
+        "b12_treatment_started",
+        "collected_at",
+        "gestational_weeks",
+        "breastfeeding",
+    ):
         if getattr(args, name) is not None:
             context[name] = getattr(args, name)
     if args.nitrous_oxide is not None:

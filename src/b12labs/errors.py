@@ -279,6 +279,12 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
         "Check both dates.",
     ),
     (
+        "date-treatment-order",
+        "B12 treatment start after the collection date",
+        "The recorded start of B12 replacement is later than the specimen's collection.",
+        "Check b12_treatment_started and collected_at.",
+    ),
+    (
         "input-type-invalid",
         "an input of the wrong type",
         "A panel, context or frame of a type the function does not take (e.g. "

@@ -9,6 +9,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
@@ -391,6 +392,7 @@ class LabPanel(BaseModel):
     egfr: Measurement | None = None
     crp: Measurement | None = None
     if_antibody: Measurement | None = None
+    retic: Measurement | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -480,12 +482,34 @@ class PatientContext(BaseModel):
     nitrous_oxide_exposure: bool | None = None
     b12_treatment: Literal["none", "oral", "injection"] | None = None
     days_since_b12_injection: float | None = Field(default=None, ge=0)
+    #: the date B12 replacement began (ISO 8601); results over time measure from it
+    b12_treatment_started: date | None = None
+    #: when the specimen was collected (ISO 8601; a time without a zone is UTC)
+    collected_at: datetime | None = None
+    gestational_weeks: float | None = Field(default=None, ge=0, le=45)
+    breastfeeding: bool | None = None
 
-    @field_validator("age", "days_since_b12_injection", mode="before")
+    @field_validator("age", "days_since_b12_injection", "gestational_weeks", mode="before")
     @classmethod
     def _number(cls, v: object, info: Any) -> object:
-        upper = 130.0 if info.field_name == "age" else None
+        upper = {"age": 130.0, "gestational_weeks": 45.0}.get(info.field_name)
         return grammar.read_plain_number(v, field=info.field_name, upper=upper)
+
+    @field_validator("b12_treatment_started", "collected_at", mode="before")
+    @classmethod
+    def _date(cls, v: object, info: Any) -> object:
+        return _read_date(v, info.field_name, with_time=info.field_name == "collected_at")
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> PatientContext:
+        start, when = self.b12_treatment_started, self.collected_at
+        if start is not None and when is not None and start > when.date():
+            raise InvalidValueError(
+                code="date-treatment-order",
+                analyte="b12_treatment_started",
+                reported=start.isoformat(),
+            )
+        return self
 
     @field_validator("sex", mode="before")
     @classmethod
@@ -503,7 +527,7 @@ class PatientContext(BaseModel):
             accepted="female/f, male/m, other, unknown/u",
         )
 
-    @field_validator("pregnant", "nitrous_oxide_exposure", mode="before")
+    @field_validator("pregnant", "nitrous_oxide_exposure", "breastfeeding", mode="before")
     @classmethod
     def _bool(cls, v: object, info: Any) -> object:
         return parse_bool(v, info.field_name)
@@ -609,6 +633,61 @@ class PatientContext(BaseModel):
 
 
 _EMPTY_CONTEXT = PatientContext()
+
+#: a date this far ahead of the clock is "in the future" (time zones, clock skew)
+_FUTURE_SLACK = timedelta(days=1)
+
+
+def _read_date(value: object, field: str, *, with_time: bool) -> date | datetime | None:
+    """A context date: a ``date``/``datetime`` or ISO 8601 text (day/month order never guessed).
+
+    ``collected_at`` becomes an aware UTC datetime (a time without a zone is UTC); a date in
+    the future is refused, as in batch input.
+    """
+    if value is None or grammar.is_missing(value):
+        return None
+    if isinstance(value, datetime):
+        parsed: date | datetime = value
+    elif isinstance(value, date):
+        parsed = value
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = (
+                datetime.fromisoformat(text)
+                if "T" in text or " " in text
+                else date.fromisoformat(text)
+            )
+        except ValueError:
+            raise InvalidValueError(
+                code="date-invalid",
+                analyte=field,
+                reported=value,
+                accepted="ISO 8601 (YYYY-MM-DD, optionally THH:MM)",
+            ) from None
+    else:
+        raise InvalidValueError(
+            code="date-invalid",
+            analyte=field,
+            reported=value,
+            accepted="ISO 8601 (YYYY-MM-DD, optionally THH:MM)",
+        )
+    now = datetime.now(UTC)
+    if with_time:
+        if not isinstance(parsed, datetime):
+            parsed = datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
+        elif parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        else:
+            parsed = parsed.astimezone(UTC)
+        future = parsed > now + _FUTURE_SLACK
+    else:
+        if isinstance(parsed, datetime):
+            parsed = parsed.date()
+        future = parsed > (now + _FUTURE_SLACK).date()
+    if future:
+        raise InvalidValueError(code="date-future", analyte=field, reported=value)
+    return parsed
 
 
 class Severity(StrEnum):

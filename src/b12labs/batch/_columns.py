@@ -35,6 +35,14 @@ CONTEXT_NAMES: dict[str, tuple[str, ...]] = {
     "nitrous_oxide_exposure": ("nitrous_oxide_exposure", "nitrous_oxide", "n2o", "n2o_exposure"),
     "b12_treatment": ("b12_treatment", "b12_therapy"),
     "days_since_b12_injection": ("days_since_b12_injection", "days_since_injection"),
+    "b12_treatment_started": (
+        "b12_treatment_started",
+        "b12_treatment_start",
+        "b12_started",
+        "treatment_started",
+    ),
+    "gestational_weeks": ("gestational_weeks", "gestation_weeks", "gestational_age_weeks"),
+    "breastfeeding": ("breastfeeding", "breast_feeding", "lactating"),
     "date_of_birth": ("date_of_birth", "dob", "birth_date", "birthdate"),
     "collected_at": (
         "collected_at",

@@ -626,7 +626,7 @@ def _context(
         )
     ctx["sex"] = sex
 
-    for name in ("pregnant", "nitrous_oxide_exposure"):
+    for name in ("pregnant", "nitrous_oxide_exposure", "breastfeeding"):
         flag = np.zeros(n, dtype=bool)
         if name in c:
             results, codes = _map_unique(
@@ -658,6 +658,34 @@ def _context(
         days, bad, reasons, codes = _plain_numbers(df[col], "days_since_b12_injection")
         errors.cell(bad, col, df[col], reasons, codes)
     ctx["days"] = days
+
+    weeks = np.full(n, np.nan)
+    if "gestational_weeks" in c:
+        col = c["gestational_weeks"]
+        weeks, bad, reasons, codes = _plain_numbers(df[col], "gestational_weeks", upper=45.0)
+        errors.cell(bad, col, df[col], reasons, codes)
+    ctx["gestational_weeks"] = weeks
+
+    started = np.zeros(n, dtype=bool)
+    if "b12_treatment_started" in c:
+        col = c["b12_treatment_started"]
+        start, why = parse_dates(df[col], date_format)
+        bad = why != ""
+        future = why == grammar.reason("date-future")
+        errors.cell(bad, col, df[col], why, np.where(future, "date-future", "date-invalid"))
+        started = start.notna().to_numpy(dtype=bool)
+        if "collected_at" in c:
+            when, _ = parse_dates(df[c["collected_at"]], date_format)
+            after = (start.dt.normalize() > when.dt.normalize()).fillna(False).to_numpy(dtype=bool)
+            errors.cell(
+                after,
+                col,
+                df[col],
+                grammar.reason("date-treatment-order"),
+                "date-treatment-order",
+            )
+            started = started & ~after
+    ctx["treatment_started"] = started
 
     ctx["conditions"] = {}
     ctx["symptoms"] = {}
@@ -826,6 +854,9 @@ def prepare(
         nitrous_oxide=ctx["nitrous_oxide_exposure"],
         treatment=ctx["treatment"],
         days_since_injection=ctx["days"],
+        treatment_started=ctx["treatment_started"],
+        gestational_weeks=ctx["gestational_weeks"],
+        breastfeeding=ctx["breastfeeding"],
         conditions=ctx["conditions"],
         symptoms=ctx["symptoms"],
         medications=ctx["medications"],
@@ -898,6 +929,9 @@ def score_prepared(
     crit_mask = np.zeros(n, dtype=np.uint64)
     warn_mask = np.zeros(n, dtype=np.uint64)
     action_mask = np.zeros(n, dtype=np.uint64)
+    # which conditional actions applied, per (rule, action): an action two rules share is
+    # suggested in the order of the rule that actually gave it (as interpret() lists it)
+    given_mask = np.zeros(n, dtype=np.uint64)
     max_sev = np.zeros(n, dtype=np.int64)
     branch_of: dict[int, np.ndarray] = {}  # rule index -> fired branch (1-based; 0 none)
     # findings in interpret() order: severity desc, then catalogue
@@ -921,6 +955,10 @@ def score_prepared(
                 else fired & np.broadcast_to(np.asarray(a.when(f, VECTOR), dtype=bool), (n,))
             )
             action_mask |= np.where(applies, np.uint64(1 << _ACTION_INDEX[a.label()]), np.uint64(0))
+            if a.when is not None:
+                given_mask |= np.where(
+                    applies, np.uint64(1 << _CONDITIONAL[i, a.label()]), np.uint64(0)
+                )
     codes = _mask_strings(code_mask, [r.code for r in CATALOGUE])
     actions = _mask_strings(action_mask, _ACTION_LABELS)
     # comment: once per distinct (status, reason, findings by severity and branch, actions)
@@ -936,7 +974,7 @@ def score_prepared(
         info_order = code_mask & ~(crit_mask | warn_mask) & np.uint64(_WITH_ACTIONS)
         key = status.astype(np.int64)
         bound = len(_STATUS_NAMES)  # key < bound: combined without overflow, refactorised rarely
-        parts = [crit_mask, warn_mask, info_order, action_mask, *branch_of.values()]
+        parts = [crit_mask, warn_mask, info_order, action_mask, given_mask, *branch_of.values()]
         if reason_given is not None:
             parts.append(reason)
         for part in parts:
@@ -957,6 +995,7 @@ def score_prepared(
                 int(warn_mask[row]),
                 int(info_order[row]),
                 int(action_mask[row]),
+                int(given_mask[row]),
                 branches,
             )
             comments.append(
@@ -996,8 +1035,20 @@ def score_prepared(
 
 
 # per rule: (action index, (kind, name) as the comment suggests it) of each of its actions
+#: (rule index, action label) -> bit of a conditional action in ``given_mask``
+_CONDITIONAL = {
+    key: bit
+    for bit, key in enumerate(
+        (i, a.label()) for i, r in enumerate(CATALOGUE) for a in r.actions if a.when is not None
+    )
+}
+assert len(_CONDITIONAL) <= 64, "conditional actions no longer fit one uint64 mask"
 _RULE_ACTIONS = [
-    [(_ACTION_INDEX[a.label()], (a.kind, a.test)) for a in r.actions] for r in CATALOGUE
+    [
+        (_ACTION_INDEX[a.label()], (a.kind, a.test), _CONDITIONAL.get((i, a.label()), -1))
+        for a in r.actions
+    ]
+    for i, r in enumerate(CATALOGUE)
 ]
 _WITH_ACTIONS = sum(1 << i for i, r in enumerate(CATALOGUE) if r.actions)
 # rules whose branches have clauses of their own: only for these does the branch change the comment
@@ -1027,7 +1078,7 @@ def _fired_branch(r: Rule, f: Any, fired: np.ndarray) -> np.ndarray:
 
 
 def _comment_parts(
-    crit: int, warn: int, info: int, act: int, branches: Mapping[int, int]
+    crit: int, warn: int, info: int, act: int, given: int, branches: Mapping[int, int]
 ) -> tuple[tuple[tuple[int, str], ...], tuple[tuple[str, str], ...]]:
     """Clauses and suggestions in interpret()'s finding order (severity, then catalogue)."""
     clauses: list[tuple[int, str]] = []
@@ -1036,8 +1087,9 @@ def _comment_parts(
         for i in _bits(mask):
             if rank > 1:
                 clauses.append((rank, _CLAUSES[i][branches.get(i, 0)]))
-            for j, suggestion in _RULE_ACTIONS[i]:
-                if (act >> j) & 1:
+            for j, suggestion, conditional in _RULE_ACTIONS[i]:
+                applied = (given >> conditional) & 1 if conditional >= 0 else (act >> j) & 1
+                if applied:
                     seen.setdefault(suggestion, None)
     return tuple(clauses), tuple(seen)
 

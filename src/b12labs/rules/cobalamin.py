@@ -78,9 +78,7 @@ def known_cause_text(v: Any) -> str:
     items = []
     if f.if_positive:
         items.append("a positive intrinsic-factor antibody")
-    items.extend(
-        c.replace("_", " ") for c in v.context.conditions if c in MALABSORPTION_CONDITIONS
-    )
+    items.extend(c.replace("_", " ") for c in v.context.conditions if c in MALABSORPTION_CONDITIONS)
     items.extend(c.replace("_", " ") for c in v.context.conditions if c.endswith("_diet"))
     if f.med("b12_lowering"):
         items.append(v["meds_b12_lowering"])
@@ -125,7 +123,11 @@ def _established_not(f: Facts, xp: Any) -> X:
             _B12_INDETERMINATE + " MMA {mma} is not above {mma_elevated}: functional "
             "deficiency is unlikely, so other causes of the neurological symptoms "
             "({neuro_symptoms}) should be sought.",
-            evidence=(("b12", "b12_deficient"), ("b12", "b12_indeterminate_upper"), ("mma", "mma_elevated")),
+            evidence=(
+                ("b12", "b12_deficient"),
+                ("b12", "b12_indeterminate_upper"),
+                ("mma", "mma_elevated"),
+            ),
             comment="normal MMA makes B12 deficiency unlikely: seek other causes of the symptoms",
         ),
         branch(
@@ -145,8 +147,7 @@ def _established_not(f: Facts, xp: Any) -> X:
         branch(
             "pregnancy",
             _pregnancy_holotc,
-            _B12_INDETERMINATE + " In pregnancy NICE prefers active B12 (holoTC) as the next "
-            "test.",
+            _B12_INDETERMINATE + " In pregnancy NICE prefers active B12 (holoTC) as the next test.",
             evidence=(("b12", "b12_deficient"), ("b12", "b12_indeterminate_upper")),
             comment="total B12 indeterminate",
         ),
@@ -365,9 +366,15 @@ def discordant_pair(v: Any) -> str:
 def discordant_mma(v: Any) -> str:
     f = v.facts
     if f.mma_elevated:
-        return "MMA {mma} is above {mma_elevated}, which supports functional deficiency.".format_map(v)
+        return (
+            "MMA {mma} is above {mma_elevated}, which supports functional deficiency.".format_map(v)
+        )
     if f.mma_not_elevated:
-        return "MMA {mma} is not above {mma_elevated}: functional deficiency is unlikely.".format_map(v)
+        return (
+            "MMA {mma} is not above {mma_elevated}: functional deficiency is unlikely.".format_map(
+                v
+            )
+        )
     if f.mma.present:
         return "MMA {mma} is censored and does not decide.".format_map(v)
     return "MMA would decide."

@@ -80,9 +80,7 @@ def recent_b12_treatment(f: Facts, xp: Any) -> X:
 
 def _pregnancy_warning(f: Facts, xp: Any) -> X:
     return (
-        (f.b12_deficient | f.b12_indeterminate)
-        & xp.not_(f.holotc.present)
-        & xp.not_(f.mma.present)
+        (f.b12_deficient | f.b12_indeterminate) & xp.not_(f.holotc.present) & xp.not_(f.mma.present)
     )
 
 
@@ -318,7 +316,9 @@ def macrocytosis_alternative(v: Any) -> str:
     if f.med("macrocytosis_drug"):
         items.append(v["meds_macrocytosis_drug"])
     items.extend(
-        c.replace("_", " ") for c in v.context.conditions if c in ("alcohol_excess", "liver_disease")
+        c.replace("_", " ")
+        for c in v.context.conditions
+        if c in ("alcohol_excess", "liver_disease")
     )
     if not items:
         return ""
@@ -374,8 +374,10 @@ def macrocytosis_alternative(v: Any) -> str:
         order("homocysteine", when=lambda f, xp: xp.not_(f.homocysteine.present)),
         order(
             "if_antibody",
-            when=lambda f, xp: xp.not_(f.if_measured)
-            & xp.not_(f.cond("pernicious_anaemia") | f.cond("autoimmune_gastritis")),
+            when=lambda f, xp: (
+                xp.not_(f.if_measured)
+                & xp.not_(f.cond("pernicious_anaemia") | f.cond("autoimmune_gastritis"))
+            ),
         ),
     ),
     example={"panel": {"b12": "420 ng/L", "mcv": "115 fL", "hb": "98 g/L"}},

@@ -46,9 +46,7 @@ def folate_borderline(f: Facts, xp: Any) -> X:
     return f.folate_borderline
 
 
-_SCD = (
-    "folic acid alone may precipitate subacute combined degeneration of the cord."
-)
+_SCD = "folic acid alone may precipitate subacute combined degeneration of the cord."
 
 
 @message_field("folic_trigger")
@@ -172,22 +170,26 @@ def _holotc_first(f: Facts, xp: Any) -> X:
         ),
         order(
             "mma",
-            when=lambda f, xp: _not_excluded(f, xp)
-            & _b12_or_holotc_indeterminate(f, xp)
-            & xp.not_(f.mma.present)
-            & xp.not_(_holotc_first(f, xp)),
+            when=lambda f, xp: (
+                _not_excluded(f, xp)
+                & _b12_or_holotc_indeterminate(f, xp)
+                & xp.not_(f.mma.present)
+                & xp.not_(_holotc_first(f, xp))
+            ),
         ),
         order(
             "holotc",
-            when=lambda f, xp: _not_excluded(f, xp)
-            & _b12_or_holotc_indeterminate(f, xp)
-            & _holotc_first(f, xp),
+            when=lambda f, xp: (
+                _not_excluded(f, xp) & _b12_or_holotc_indeterminate(f, xp) & _holotc_first(f, xp)
+            ),
         ),
         order(
             "b12",
-            when=lambda f, xp: (_not_excluded(f, xp) | _not_assessed(f, xp))
-            & _nothing_measured(f, xp)
-            & xp.not_(f.recent_treatment),
+            when=lambda f, xp: (
+                (_not_excluded(f, xp) | _not_assessed(f, xp))
+                & _nothing_measured(f, xp)
+                & xp.not_(f.recent_treatment)
+            ),
         ),
     ),
     after_status=True,

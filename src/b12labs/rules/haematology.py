@@ -129,21 +129,27 @@ _MTX = "MCV {mcv} is above {mcv_macrocytosis} in a patient on methotrexate"
     sources=("S003", "SAVAGE2000"),
     why="Methotrexate commonly causes macrocytosis, which can hide coexisting B12 deficiency "
     "(S003: RA patients on methotrexate).",
-    evidence=(("mcv", "mcv_macrocytosis"), ("b12", "b12_indeterminate_upper"), ("holotc", "holotc_indeterminate_upper")),
+    evidence=(
+        ("mcv", "mcv_macrocytosis"),
+        ("b12", "b12_indeterminate_upper"),
+        ("holotc", "holotc_indeterminate_upper"),
+    ),
     actions=(
         order(
             "b12",
-            when=lambda f, xp: (f.status == StatusCode.NOT_ASSESSED)
-            & xp.not_(f.b12.present)
-            & xp.not_(_holotc_only_unlikely(f, xp))
-            & xp.not_(f.recent_treatment),
+            when=lambda f, xp: (
+                (f.status == StatusCode.NOT_ASSESSED)
+                & xp.not_(f.b12.present)
+                & xp.not_(_holotc_only_unlikely(f, xp))
+                & xp.not_(f.recent_treatment)
+            ),
         ),
         order(
             "folate",
             when=lambda f, xp: (
-                (f.status == StatusCode.UNLIKELY) | (f.status == StatusCode.UNINTERPRETABLE)
-            )
-            & xp.not_(f.folate.present),
+                ((f.status == StatusCode.UNLIKELY) | (f.status == StatusCode.UNINTERPRETABLE))
+                & xp.not_(f.folate.present)
+            ),
         ),
     ),
     after_status=True,

@@ -11,6 +11,7 @@ from ._registry import branch, message_field, order, rule
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
+_MARKED = "a markedly raised MMA is highly suggestive of functional B12 deficiency"
 
 
 @rule(
@@ -27,6 +28,14 @@ INFO, WARNING = Severity.info, Severity.warning
             "MMA {mma} is above the age-specific limit {mma_elevated}: in a child a raised MMA "
             "reflects B12 deficiency or an inborn error of metabolism.",
             comment="raised MMA for age",
+        ),
+        branch(
+            "adult_marked",
+            lambda f, xp: f.mma_marked,
+            "MMA {mma} is above {mma_elevated}: supports functional B12 deficiency "
+            "(renal impairment, hypovolaemia and older age also raise MMA).",
+            # the same clause as MMA_MARKEDLY_ELEVATED, so the comment makes the point once
+            comment=_MARKED,
         ),
         branch(
             "adult",
@@ -53,7 +62,7 @@ def mma_elevated(f: Facts, xp: Any) -> X:
     title="Methylmalonic acid markedly elevated",
     message="MMA {mma} is above {mma_markedly_elevated}: highly suggestive of functional B12 "
     "deficiency (a markedly raised MMA is unusual from renal impairment alone).",
-    comment="markedly raised MMA",
+    comment=_MARKED,
     sources=("N2O-REVIEW", "NORWAY-LAB"),
     why="An MMA above 0.75 µmol/L is highly suggestive of deficiency; renal impairment usually "
     "raises MMA only moderately (< 0.50 µmol/L).",
@@ -79,7 +88,11 @@ def mma_markedly_elevated(f: Facts, xp: Any) -> X:
             "renal impairment usually raises MMA only modestly (below about 0.50 µmol/L unless "
             "there is kidney failure), so it alone is unlikely to explain this value"
             "{egfr_unknown}.",
-            evidence=(("mma", "mma_markedly_elevated"), ("egfr", "egfr_kidney_failure"), ("creatinine", None)),
+            evidence=(
+                ("mma", "mma_markedly_elevated"),
+                ("egfr", "egfr_kidney_failure"),
+                ("creatinine", None),
+            ),
             comment="renal impairment alone is unlikely to explain the markedly raised MMA",
         ),
         branch(
@@ -88,7 +101,11 @@ def mma_markedly_elevated(f: Facts, xp: Any) -> X:
             "MMA {mma} is above {mma_elevated} with kidney failure ({renal_basis}): kidney "
             "failure can raise MMA markedly, so the result may overstate deficiency. Interpret "
             "with caution.",
-            evidence=(("mma", "mma_elevated"), ("egfr", "egfr_kidney_failure"), ("creatinine", None)),
+            evidence=(
+                ("mma", "mma_elevated"),
+                ("egfr", "egfr_kidney_failure"),
+                ("creatinine", None),
+            ),
             comment="kidney failure may explain the raised MMA",
         ),
         branch(
@@ -121,7 +138,9 @@ def renal_basis(v: Any) -> str:
     """What shows renal impairment: only the eGFR, creatinine or CKD that held."""
     f = v.facts
     items = []
-    if f.egfr.lt(f.profile.canonical["egfr_renal"]):
+    if f.kidney_failure:
+        items.append(f"eGFR {v['egfr']} below {v['egfr_kidney_failure']}")
+    elif f.egfr.lt(f.profile.canonical["egfr_renal"]):
         items.append(f"eGFR {v['egfr']} below {v['egfr_renal']}")
     if f.creatinine_high:
         items.append(f"creatinine {v['creatinine']} above its reference interval")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .._engine import DIET_CONDITIONS, MALABSORPTION_CONDITIONS, Facts, StatusCode
-from ..vocabulary import SYMPTOM_GROUPS
 from ..models import Severity
+from ..vocabulary import SYMPTOM_GROUPS
 from ._fields import cobalamin_findings, words
 from ._registry import branch, message_field, order, review, rule
 
@@ -172,9 +172,7 @@ def b12_testing_suggested(f: Facts, xp: Any) -> X:
     why="Cervical spine disease affects 25-86 % of people with RA and can compress the cord; "
     "its symptoms overlap with B12 deficiency (S003).",
     actions=(
-        review(
-            "MRI cervical spine to exclude cord compression", when=lambda f, xp: f.neuro
-        ),
+        review("MRI cervical spine to exclude cord compression", when=lambda f, xp: f.neuro),
         review(
             "imaging of the cervical spine for atlanto-axial subluxation",
             when=lambda f, xp: xp.not_(f.neuro),

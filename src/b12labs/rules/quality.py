@@ -6,7 +6,7 @@ from typing import Any
 
 from .._engine import Facts
 from ..models import Severity
-from ._registry import rule
+from ._registry import review, rule
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
@@ -100,7 +100,7 @@ def value_implausible(f: Facts, xp: Any) -> X:
     message="A result far beyond what disease produces was used, but its unit should be checked "
     "with the laboratory ({suspect}): such values usually come from a unit slip (e.g. MMA in "
     "nmol/L reported as umol/L).",
-    comment="check the unit of an implausibly high result",
+    comment="the unit of an unusually high result should be checked with the laboratory",
     sources=("NG239",),
     why="Beyond the analyte's suspect limit (MMA > 50 umol/L, homocysteine > 500 umol/L, B12 > "
     "20 000 pmol/L without treatment, ferritin > 100 000 ug/L) a unit slip is far likelier than "
