@@ -67,6 +67,6 @@ def test_interpret_file_of_panels_and_other_profiles() -> None:
 def test_profiles_rules_and_docs_check() -> None:
     assert "nice-ng239-2024" in run("profiles").stdout
     rules = json.loads(run("rules", "--json").stdout)
-    assert len(rules) == 41
+    assert len(rules) == 47  # RULES v2: the 41 rules of v1 and six new ones (§9)
     out = run("docs", "--check")
     assert out.returncode == 0, out.stderr

@@ -50,7 +50,7 @@ def test_error_tree() -> None:
 
 def test_rule_catalogue_is_listed() -> None:
     rules = b12labs.list_rules()
-    assert len(rules) == 41
+    assert len(rules) == 47  # RULES v2: the 41 rules of v1 and six new ones (§9)
     assert all(r["sources"] and r["title"] for r in rules)
 
 

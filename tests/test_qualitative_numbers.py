@@ -40,8 +40,9 @@ def test_a_number_without_a_cutoff_is_an_error_that_says_so(raw: Any) -> None:
 def test_a_number_with_the_cutoff_decides(raw: dict[str, Any], positive: bool) -> None:
     result = interpret({**B12, "if_antibody": raw})
     assert ("IF_ANTIBODY_POSITIVE" in result.codes) is positive
-    # a positive antibody makes a normal B12 untrustworthy; a negative one changes nothing
-    assert result.status.value == ("indeterminate" if positive else "unlikely")
+    # RULES v2 §6 step 4: a positive antibody makes the status probable whatever the B12; a
+    # negative one changes nothing
+    assert result.status.value == ("probable" if positive else "unlikely")
 
 
 @pytest.mark.parametrize("value", ["<10", ">=2", ">5"])

@@ -511,6 +511,7 @@ ACCEPTED_UNITS: dict[str, list[str]] = {
     "creatinine": ["mg/dL", "umol/L", "\u00b5mol/L", "mg%", "mmol/L"],
     "egfr": ["mL/min/1.73m2", "mL/min/{1.73_m2}", "mL/min/1.73m²"],
     "crp": ["mg/L", "mg/dL"],
+    "retic": ["10*9/L", "10^9/L", "/nL"],  # RULES v2 §2
 }
 
 

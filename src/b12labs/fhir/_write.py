@@ -75,6 +75,10 @@ _UPPER = {
     "mma_elevated",
     "mma_elevated_older",
     "mma_markedly_elevated",
+    "mma_elevated_infant",
+    "mma_elevated_child",
+    "mma_elevated_adolescent",
+    "retic_high",
     "homocysteine_elevated",
     "mcv_macrocytosis",
     "mcv_marked",
@@ -90,12 +94,16 @@ _LOWER = {
     "hb_anaemia_male",
     "hb_anaemia_female",
     "hb_anaemia_pregnant",
+    "hb_anaemia_pregnant_second_trimester",
     "hb_moderate",
     "hb_severe",
     "hb_moderate_pregnant",
     "hb_severe_pregnant",
     "egfr_renal",
+    "egfr_kidney_failure",
 }
+#: limits that bound a range rather than mark abnormal (ferritin 100-300 in inflammation)
+_RANGE_BOUNDS = {"ferritin_possible_upper"}
 _BAND_LOW = {"b12_deficient", "holotc_deficient"}
 _BAND_IND = {"b12_indeterminate_upper", "holotc_indeterminate_upper"}
 _BAND_HIGH = {"b12_high"}
@@ -188,7 +196,7 @@ def _from_profile(
     verdicts: list[str | None] = []
     band = False
     for key, spec in THRESHOLDS.items():
-        if spec.kind != analyte or key not in profile.thresholds:
+        if spec.kind != analyte or key not in profile.thresholds or key in _RANGE_BOUNDS:
             continue
         if spec.band:
             band = True

@@ -8,6 +8,7 @@ from .._engine import DIET_CONDITIONS, MALABSORPTION_CONDITIONS, Facts
 from ..models import Severity
 from ._fields import words
 from ._registry import branch, message_field, order, rule
+from .neurology import NEURO_URGENT_CLAUSE
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
@@ -257,18 +258,26 @@ _IF_POSITIVE = (
             evidence=(("if_antibody", None),),
         ),
         branch(
+            "clinical_features_neurological",
+            lambda f, xp: _if_critical(f, xp) & f.neuro,
+            _IF_POSITIVE + " With {clinical_features}, do not delay treatment (BSH).",
+            evidence=(("if_antibody", None), ("hb", "hb_anaemia"), ("mcv", "mcv_macrocytosis")),
+            # NEURO_URGENT fires too and makes the same point: one clause for both
+            comment=NEURO_URGENT_CLAUSE,
+        ),
+        branch(
             "clinical_features",
             _if_critical,
             _IF_POSITIVE + " With {clinical_features}, do not delay treatment (BSH).",
             evidence=(("if_antibody", None), ("hb", "hb_anaemia"), ("mcv", "mcv_macrocytosis")),
-            comment="positive intrinsic-factor antibody with clinical features: do not delay treatment",
+            comment="with clinical features present, do not delay treatment",
         ),
         branch(
             "positive",
             lambda f, xp: True,
             _IF_POSITIVE + " Do not delay treatment when clinical features are present (BSH).",
             evidence=(("if_antibody", None),),
-            comment="positive intrinsic-factor antibody: supports pernicious anaemia",
+            comment="a positive intrinsic-factor antibody supports pernicious anaemia",
         ),
     ),
     sources=("BSH2014", "MAYO-IFBA", "NG239", "BNF"),

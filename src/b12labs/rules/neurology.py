@@ -11,6 +11,10 @@ from ._fields import cobalamin_findings, words
 from ._registry import branch, message_field, order, review, rule
 
 X = Any
+#: shared with IF_ANTIBODY_POSITIVE's neurological branch, so the comment says it once
+NEURO_URGENT_CLAUSE = (
+    "neurological symptoms: prompt clinical review, without delaying treatment for further tests"
+)
 INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
 
 
@@ -34,7 +38,8 @@ INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
         ("homocysteine", "homocysteine_elevated"),
     ),
     actions=(review("prompt clinical review, without delaying treatment for further tests"),),
-    comment="neurological symptoms: prompt review, do not delay treatment",
+    # names its review action, so the comment does not suggest it again
+    comment=NEURO_URGENT_CLAUSE,
     after_status=True,
     example={"panel": {"b12": "150 pg/mL"}, "context": {"symptoms": ["paraesthesia"]}},
 )
