@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
+from ._display import unit_shown
 from .errors import B12LabsError
 from .units import ANALYTES
 
@@ -52,6 +53,16 @@ class _Style:
         return f"{_COLOURS.get(kind, '')}{text}{_COLOURS['reset']}"
 
 
+def _shown(value: float) -> str:
+    """A number as the terminal view prints it: as given when it has at most four significant
+    digits (a lab's own figure), else a conversion to 3 significant figures (RULES §1.7)."""
+    from ._display import sig3
+
+    text = f"{value:g}"
+    digits = text.split("e")[0].replace("-", "").replace(".", "").lstrip("0")
+    return text if len(digits) <= 4 else sig3(value)
+
+
 def render_text(result: Any, style: _Style, label: str | None = None) -> str:
     """A readable terminal view of one :class:`~b12labs.Interpretation`."""
     lines = []
@@ -64,7 +75,7 @@ def render_text(result: Any, style: _Style, label: str | None = None) -> str:
     )
     if result.values:
         vals = ", ".join(
-            f"{k} {v:g} {ANALYTES[k].canonical_unit}"
+            f"{k} {_shown(v)} {unit_shown(ANALYTES[k].canonical_unit)}"
             if not ANALYTES[k].qualitative
             else f"{k} {'positive' if v else 'negative'}"
             for k, v in result.values.items()
@@ -80,10 +91,10 @@ def render_text(result: Any, style: _Style, label: str | None = None) -> str:
         for e in f.evidence:
             parts = [f"{e.analyte} {e.reported or ''}".strip()]
             if e.value is not None and e.unit:
-                parts.append(f"= {e.value:g} {e.unit}")
+                parts.append(f"= {_shown(e.value)} {unit_shown(e.unit)}")
             if e.threshold is not None:
                 parts.append(
-                    f"vs {e.threshold:g} {e.threshold_unit}"
+                    f"vs {_shown(e.threshold)} {unit_shown(e.threshold_unit or '')}"
                     + (" (lab interval)" if e.lab_interval else "")
                 )
             if e.note:

@@ -38,12 +38,14 @@ def known_cause(f: Facts, xp: Any) -> X:
             lambda f, xp: xp.not_(known_cause(f, xp)),
             "Total B12 {b12} is below {b12_deficient}: consistent with B12 deficiency. Consider "
             "the cause{if_antibody_advice}.",
+            comment="consider the cause of the low B12",
         ),
         branch(
             "cause_recorded",
             lambda f, xp: True,
             "Total B12 {b12} is below {b12_deficient}: consistent with B12 deficiency; a "
             "possible cause is recorded ({known_cause}).",
+            comment="a possible cause of the low B12 is recorded",
         ),
     ),
     comment="total B12 in the deficient band",

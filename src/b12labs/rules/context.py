@@ -71,7 +71,8 @@ def _treatment_message(v: Any) -> str:
     why="On replacement, or within the 2-3 month maintenance interval of an injection, serum B12 "
     "and active B12 reflect treatment (Mayo; BNF); monitor response with symptoms and the blood "
     "count, not B12 (BNSSG, Coventry).",
-    evidence=(("b12", "b12_deficient"), ("holotc", "holotc_deficient")),
+    # the values as measured: on treatment they are not compared with a band
+    evidence=(("b12", None), ("holotc", None)),
     uses=("b12_injection_recent",),
     example={"panel": {"b12": "1500 ng/L"}, "context": {"days_since_b12_injection": 30}},
 )

@@ -19,7 +19,7 @@ INFO, WARNING = Severity.info, Severity.warning
     severity=WARNING,
     title="Iron deficiency",
     message="Consistent with iron deficiency.",
-    comment="iron deficiency",
+    comment="iron studies are consistent with iron deficiency",
     branches=(
         branch(
             "ferritin_low",
@@ -148,8 +148,10 @@ def inflammation(v: Any) -> str:
     sources=("S003", "LINDENBAUM1988"),
     why="Concurrent iron deficiency can abolish the macrocytosis of B12 deficiency "
     "(Lindenbaum 1988; S003); a wide RDW is the usual clue.",
+    # the iron studies as measured (IRON_DEFICIENCY shows the limit its branch compared with)
     evidence=(
-        ("ferritin", "ferritin_low"),
+        ("ferritin", None),
+        ("tsat", None),
         ("mcv", "mcv_macrocytosis"),
         ("rdw", "rdw_high"),
         ("b12", "b12_indeterminate_upper"),
@@ -163,7 +165,7 @@ def inflammation(v: Any) -> str:
             when=lambda f, xp: xp.not_(f.homocysteine.present) & xp.not_(f.cobalamin_deficient),
         ),
     ),
-    comment="iron deficiency may mask B12 deficiency",
+    comment="iron deficiency may mask the macrocytosis of B12 deficiency",
     evidence_when={"rdw": "rdw_high"},
     example={
         "panel": {"b12": "300 pmol/L", "ferritin": "9 ug/L", "mcv": "88 fL"},

@@ -11,6 +11,8 @@ from ._registry import branch, message_field, order, rule
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
+#: PAEDIATRIC_MMA's clause: in a child every raised-MMA finding makes this one point
+CHILD_MMA_CLAUSE = "raised MMA in a child: discussion with a paediatric metabolic service"
 _MARKED = "a markedly raised MMA is highly suggestive of functional B12 deficiency"
 
 
@@ -27,7 +29,7 @@ _MARKED = "a markedly raised MMA is highly suggestive of functional B12 deficien
             lambda f, xp: f.under_age,
             "MMA {mma} is above the age-specific limit {mma_elevated}: in a child a raised MMA "
             "reflects B12 deficiency or an inborn error of metabolism.",
-            comment="raised MMA for age",
+            comment=CHILD_MMA_CLAUSE,
         ),
         branch(
             "adult_marked",
@@ -62,6 +64,21 @@ def mma_elevated(f: Facts, xp: Any) -> X:
     title="Methylmalonic acid markedly elevated",
     message="MMA {mma} is above {mma_markedly_elevated}: highly suggestive of functional B12 "
     "deficiency (a markedly raised MMA is unusual from renal impairment alone).",
+    branches=(
+        branch(
+            "child",
+            lambda f, xp: f.under_age,
+            "MMA {mma} is above {mma_markedly_elevated}: in a child a markedly raised MMA "
+            "reflects B12 deficiency or an inborn error of metabolism.",
+            comment=CHILD_MMA_CLAUSE,
+        ),
+        branch(
+            "adult",
+            lambda f, xp: True,
+            "MMA {mma} is above {mma_markedly_elevated}: highly suggestive of functional B12 "
+            "deficiency (a markedly raised MMA is unusual from renal impairment alone).",
+        ),
+    ),
     comment=_MARKED,
     sources=("N2O-REVIEW", "NORWAY-LAB"),
     why="An MMA above 0.75 µmol/L is highly suggestive of deficiency; renal impairment usually "

@@ -7,6 +7,7 @@ from typing import Any
 from .._engine import Facts
 from ..models import Severity
 from ._registry import review, rule
+from .metabolites import CHILD_MMA_CLAUSE
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
@@ -41,7 +42,7 @@ def age_out_of_scope(f: Facts, xp: Any) -> X:
     "a raised MMA can reflect nutritional B12 deficiency (in infants often maternal) or an "
     "inborn error of cobalamin or propionate metabolism. Discuss with a paediatric metabolic "
     "service.",
-    comment="raised MMA in a child: discuss with a paediatric metabolic service",
+    comment=CHILD_MMA_CLAUSE,
     sources=("MAYO", "DANISH-MMA"),
     why="Children's MMA limits are age-specific (Danish reference intervals); very high values "
     "suggest inborn errors of metabolism, and infant B12 deficiency is often maternal.",
