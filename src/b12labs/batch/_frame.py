@@ -232,6 +232,10 @@ def _parse_numbers(
     # inf (a 400-digit cell) and absurd magnitudes are read by the regular expression below,
     # which leaves them unreadable for the grammar to explain (value-too-large)
     number = np.where(np.abs(number) <= grammar.MAX_MAGNITUDE, number, np.nan)
+    if n:
+        # a clean number longer than the grammar allows ('0' x 25) is refused there too
+        too_long = cells.str.len().to_numpy(dtype=float, na_value=0.0) > grammar.MAX_NUMBER_CHARS
+        number = np.where(too_long, np.nan, number)
     cmp = np.zeros(n, dtype=np.int64)
     units = _CellUnits(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object))
     ok = ~np.isnan(number)
@@ -469,9 +473,10 @@ def _round12(x: np.ndarray) -> np.ndarray:
         digits = (11 - mag[finite]).astype(np.int64)
         vals = x[finite]
         res = np.empty_like(vals)
-        for d in np.unique(digits):
-            sel = digits == d
-            res[sel] = np.round(vals[sel], int(d))
+        with np.errstate(all="ignore"):  # subnormal values: rounding far past 300 digits
+            for d in np.unique(digits):
+                sel = digits == d
+                res[sel] = np.round(vals[sel], int(d))
         out[finite] = res
     return out
 
