@@ -205,7 +205,7 @@ def _with_line_errors(scored: pd.DataFrame, errors: Mapping[int, tuple[str, str]
     positions = list(errors)
     for col, part in (("b12labs_error", 0), ("b12labs_error_code", 1)):
         sep = "; " if part == 0 else ";"
-        values = scored[col].astype(object).fillna("").to_numpy(dtype=object)
+        values = scored[col].astype(object).fillna("").to_numpy(dtype=object).copy()
         for pos in positions:
             extra = errors[pos][part]
             values[pos] = extra if not values[pos] else f"{extra}{sep}{values[pos]}"
@@ -227,7 +227,7 @@ def _empty(header: list[str]) -> pd.DataFrame:
 
 
 def score_file(
-    input: str | Path, output: str | None = None, options: ScoreOptions | None = None
+    input: str | Path, output: str | Path | None = None, options: ScoreOptions | None = None
 ) -> RunSummary:
     """Score the export ``input`` into ``output`` (default ``INPUT.b12labs.csv``; ``-`` is
     stdout), as ``b12labs score`` does; returns a :class:`RunSummary`.
@@ -240,8 +240,8 @@ def score_file(
 
     options = options or ScoreOptions()
     path = Path(input)
-    output = output or default_output(path)
-    _check_paths(path, output, options)
+    target = str(output) if output else default_output(path)
+    _check_paths(path, target, options)
     profile = load_profile(options.profile)
     if options.comment_limit is not None:  # every engine and format reads it from the profile
         profile = profile.with_comment_limit(options.comment_limit, where="--comment-limit")
@@ -260,7 +260,7 @@ def score_file(
     summary = CohortSummary()
     started = time.perf_counter()
     progress = _Progress(options.progress)
-    base: dict[str, Any] = {"format": fmt, "engine": options.engine, "output": output}
+    base: dict[str, Any] = {"format": fmt, "engine": options.engine, "output": target}
 
     if fmt == "wide":
         cmap = detect_columns(header, mapping=options.columns, units=options.units)
@@ -269,7 +269,7 @@ def score_file(
         if options.engine == "dask":
             from ._dask import score_file_dask
 
-            rows = score_file_dask(path, output, cmap, options, profile)
+            rows = score_file_dask(path, target, cmap, options, profile)
             return RunSummary(
                 **base,
                 rows_in=rows,
@@ -277,7 +277,7 @@ def score_file(
                 elapsed_s=time.perf_counter() - started,
                 notes=notes,
             )
-        rows = _score_wide(path, output, options, profile, header, cmap, summary, progress)
+        rows = _score_wide(path, target, options, profile, header, cmap, summary, progress)
         rejects, rejected, episodes = None, None, rows
     else:
         from ._long import detect_long_columns
@@ -290,9 +290,9 @@ def score_file(
             raise InputFormatError(
                 "--engine dask scores wide exports; long exports stream with the pandas engine"
             )
-        rejects = rejects_path_of(output, path)
+        rejects = rejects_path_of(target, path)
         rows, rejected, episodes = _score_long(
-            path, output, rejects, options, profile, header, roles, summary, progress, notes
+            path, target, rejects, options, profile, header, roles, summary, progress, notes
         )
     elapsed = time.perf_counter() - started
     totals = summary.to_dict()
@@ -398,6 +398,7 @@ def _score_long(
         window_days=options.window,
         decimal=options.decimal,
         date_format=options.date_format,
+        columns=list(header),  # a header-only input still has its columns
     )
     writer = AtomicWriter(output, inputs=[path])
     reject_writer = AtomicWriter(rejects_path, inputs=[path, Path(output)])

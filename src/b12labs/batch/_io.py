@@ -324,11 +324,12 @@ def _read_csv_arrow(
                 while rows >= chunksize:
                     table = pa.Table.from_batches(pending).combine_chunks()
                     head, rest = table.slice(0, chunksize), table.slice(chunksize)
-                    yield head.to_pandas(types_mapper=mapper)
+                    yield _large_cells(head, given, head.to_pandas(types_mapper=mapper))
                     given += chunksize
                     pending, rows = rest.to_batches(), rest.num_rows
             if rows:
-                yield pa.Table.from_batches(pending).to_pandas(types_mapper=mapper)
+                table = pa.Table.from_batches(pending)
+                yield _large_cells(table, given, table.to_pandas(types_mapper=mapper))
                 given += rows
     except UnicodeDecodeError as exc:
         raise _not_text(path, encoding, exc) from None
@@ -338,6 +339,29 @@ def _read_csv_arrow(
         yield from _read_csv_lines(
             path, chunksize=chunksize, encoding=encoding, sep=sep, skip=given
         )
+
+
+def _large_cells(table: Any, before: int, frame: pd.DataFrame) -> pd.DataFrame:
+    """Blank the cells longer than CELL_MAX and mark their rows (checked per column, fast)."""
+    import pyarrow.compute as pc
+
+    errors: dict[int, tuple[str, str]] = {}
+    for i, name in enumerate(table.column_names):
+        lengths = pc.utf8_length(table.column(i))
+        longest = pc.max(lengths).as_py()
+        if longest is None or longest <= CELL_MAX:
+            continue
+        for pos in pc.indices_nonzero(pc.greater(lengths, CELL_MAX)).to_pylist():
+            message = (
+                f"data row {before + pos + 1}, column {name!r}: a cell of more than "
+                f"{CELL_MAX:,} characters; not used"
+            )
+            old = errors.get(pos)
+            errors[pos] = (f"{old[0]}; {message}" if old else message, "cell-too-large")
+            frame.iloc[pos, i] = ""
+    if errors:
+        frame.attrs[LINE_ERRORS] = errors
+    return frame
 
 
 def _arrow_table(df: pd.DataFrame) -> Any:
