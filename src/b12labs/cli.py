@@ -332,12 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Terminated(BaseException):
-    """SIGTERM, raised in the main thread so every writer's cleanup runs."""
+_TERMINATED: list[bool] = []
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    raise _Terminated
+    # raised in the main thread so every writer's cleanup (`except BaseException`) runs
+    _TERMINATED.append(True)
+    raise KeyboardInterrupt
 
 
 def _stdout_gone() -> int:
@@ -363,11 +364,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"b12labs: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if _TERMINATED:
+            print("b12labs: terminated", file=sys.stderr)
+            return 143
         print("b12labs: interrupted", file=sys.stderr)
         return 130
-    except _Terminated:
-        print("b12labs: terminated", file=sys.stderr)
-        return 143
     except BrokenPipeError:
         return _stdout_gone()
     except OSError as exc:
