@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from ._display import unit_shown
-from .errors import B12LabsError
+from .errors import B12LabsError, InputFormatError
 from .units import ANALYTES
 
 __all__ = ["main"]
@@ -165,6 +166,26 @@ def _add_interpret(sub: Any) -> None:
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 
 
+def _read_panels(path: Path) -> list[dict[str, Any]]:
+    """The panels of ``interpret --file``: a JSON list of objects, or a one-line error."""
+    expected = "a JSON list of {label, panel, context} objects"
+    if path.is_dir():
+        raise InputFormatError(f"--file {path} is a folder; expected {expected}")
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFormatError(f"--file {path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"--file {path}: not UTF-8 text at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise InputFormatError(
+            f"--file {path}: not valid JSON (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise InputFormatError(f"--file {path}: expected {expected}")
+    return items
+
+
 def _example(key: str) -> str:
     return {
         "b12": "250 pg/mL",
@@ -198,9 +219,7 @@ def _run_interpret(args: argparse.Namespace) -> int:
     if limit is not None:
         check_comment_limit(limit, where="--comment-limit")  # once, not per panel
     if args.file:
-        items = json.loads(args.file.read_text(encoding="utf-8"))
-        if not isinstance(items, list):
-            raise B12LabsError(f"{args.file}: expected a JSON list of {{label, panel, context}}")
+        items = _read_panels(args.file)
         outputs = []
         for i, item in enumerate(items):
             label = item.get("label") or f"panel {i + 1}"
@@ -341,31 +360,79 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_TERMINATED: list[bool] = []
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # raised in the main thread so every writer's cleanup (`except BaseException`) runs
+    _TERMINATED.append(True)
+    raise KeyboardInterrupt
+
+
+def _stdout_gone() -> int:
+    # the reader of a pipe left (`b12labs score x.csv -o - | head`): quietly, as `cat` does
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "interpret":
-            return _run_interpret(args)
-        if args.command == "score":
-            from .batch.cli import run as run_score
-
-            return run_score(args)
-        if args.command == "serve":
-            if getattr(args, "_serve_missing", False):
-                from .errors import MissingExtraError
-
-                raise MissingExtraError("b12labs serve", "service", "fastapi")
-            from .service._cli import run as run_serve
-
-            return run_serve(args)
-        return _run_simple(args)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        return _dispatch(args)
     except B12LabsError as exc:
         print(f"b12labs: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if _TERMINATED:
+            print("b12labs: terminated", file=sys.stderr)
+            return 143
         print("b12labs: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _stdout_gone()
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"b12labs: error: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if os.environ.get("B12LABS_DEBUG") == "1":
+            raise
+        print(
+            f"b12labs: internal error ({type(exc).__name__}); please report it. "
+            "Set B12LABS_DEBUG=1 for the traceback.",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "interpret":
+        return _run_interpret(args)
+    if args.command == "score":
+        from .batch.cli import run as run_score
+
+        return run_score(args)
+    if args.command == "serve":
+        if getattr(args, "_serve_missing", False):
+            from .errors import MissingExtraError
+
+            raise MissingExtraError("b12labs serve", "service", "fastapi")
+        from .service._cli import run as run_serve
+
+        return run_serve(args)
+    return _run_simple(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

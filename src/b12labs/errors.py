@@ -306,6 +306,23 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
         "Follow the message; docs/batch.md describes the accepted layouts.",
     ),
     (
+        "line-malformed",
+        "a line with the wrong number of fields",
+        "A line of a CSV file holds more or fewer fields than the header (a stray separator, "
+        "an unclosed quote, a cut-off line). The row is kept in the output, in place, with "
+        "this code; none of its cells is used, since they may sit under the wrong column.",
+        "Fix the line the message names (quote cells that contain the separator), or check "
+        "`--sep`.",
+    ),
+    (
+        "cell-too-large",
+        "a cell too large to be a result or a context field",
+        "A cell holds more characters than any export field (the limit is in docs/batch.md): "
+        "usually a broken quote that swallowed many lines, or binary data. The cell is not "
+        "used; the rest of the row is scored.",
+        "Check the line the message names.",
+    ),
+    (
         "profile-invalid",
         "a threshold profile that fails its schema",
         "A profile file that is missing, unreadable or breaks the schema of docs/clinical-logic.md "

@@ -135,9 +135,8 @@ def test_refuses_to_overwrite_its_input_and_leaves_no_partial_file(tmp_path: Pat
     assert out.returncode == 2 and "refusing to overwrite" in out.stderr
     # a file that breaks mid-way: the output must not appear, nor a temporary file
     broken = tmp_path / "broken.csv"
-    broken.write_text(
-        "id,b12,b12_unit\n" + "1,150,pg/mL\n" * 50 + '2,"150,pg/mL\n', encoding="utf-8"
-    )
+    # invalid UTF-8 after the first chunks: no reader can recover it, so the run is refused
+    broken.write_bytes(b"id,b12,b12_unit\n" + b"1,150,pg/mL\n" * 50 + b"2,\xff\xfe150,pg/mL\n")
     out = score(str(broken), "-o", str(tmp_path / "never.csv"), "--chunksize", "10")
     assert out.returncode != 0
     assert not (tmp_path / "never.csv").exists()

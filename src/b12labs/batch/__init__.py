@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._columns import ColumnMap, detect_columns
+from ._file import RunSummary, ScoreOptions, score_file
 from ._frame import OUTPUT_COLUMNS, VALUE_COLUMNS, score_frame
 from ._long import score_long
 
@@ -12,8 +13,11 @@ __all__ = [
     "OUTPUT_COLUMNS",
     "VALUE_COLUMNS",
     "ColumnMap",
+    "RunSummary",
+    "ScoreOptions",
     "detect_columns",
     "score_dask",
+    "score_file",
     "score_frame",
     "score_long",
 ]

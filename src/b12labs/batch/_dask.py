@@ -9,11 +9,10 @@ connects to ``--scheduler ADDRESS`` or starts a ``LocalCluster`` of ``--workers 
 
 from __future__ import annotations
 
-import argparse
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -21,6 +20,9 @@ from ..errors import InputFormatError, MissingExtraError
 from ..profiles import DEFAULT_PROFILE, Profile, load_profile
 from ._columns import ColumnMap, detect_columns
 from ._frame import check_units, score_frame
+
+if TYPE_CHECKING:
+    from ._file import ScoreOptions
 
 __all__ = ["score_dask", "score_file_dask"]
 
@@ -79,7 +81,7 @@ def score_dask(
 
 
 def score_file_dask(
-    path: Path, output: str, cmap: ColumnMap, args: argparse.Namespace, profile: Profile
+    path: Path, output: str, cmap: ColumnMap, options: ScoreOptions, profile: Profile
 ) -> int:
     """The CLI's ``--engine dask``: read, score on a cluster, write one output file."""
     dd = _dask()
@@ -103,21 +105,21 @@ def score_file_dask(
             keep_default_na=False,
             na_filter=False,
             blocksize=blocksize,
-            encoding=args.encoding or "utf-8-sig",
-            sep=args.sep,
+            encoding=options.encoding or "utf-8-sig",
+            sep=options.sep,
         )
     ddf = ddf.astype("string")
     check_units(ddf.head(1000, npartitions=-1), cmap)
-    meta = _score_partition(ddf._meta, cmap, profile, args.decimal, args.date_format)
+    meta = _score_partition(ddf._meta, cmap, profile, options.decimal, options.date_format)
     scored = ddf.map_partitions(
-        _score_partition, cmap, profile, args.decimal, args.date_format, meta=meta
+        _score_partition, cmap, profile, options.decimal, options.date_format, meta=meta
     )
     cluster: Any = None
-    if args.scheduler:
-        client: Any = distributed.Client(args.scheduler)  # type: ignore[no-untyped-call]
+    if options.scheduler:
+        client: Any = distributed.Client(options.scheduler)  # type: ignore[no-untyped-call]
     else:
         cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=options.workers, threads_per_worker=1, processes=True, dashboard_address=None
         )
         client = distributed.Client(cluster)  # type: ignore[no-untyped-call]
     try:
