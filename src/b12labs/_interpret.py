@@ -250,7 +250,7 @@ def _limit_text(profile: Profile, key: str, lab_unit: str | None) -> str:
         return f"{published(t.value)} {unit_shown(t.unit, ascii_micro)}"
     for value, unit in figures:
         if _same_unit(analyte, unit, lab_unit):
-            return f"{published(value)} {lab_unit}"
+            return f"{published(value)} {unit_shown(lab_unit, ascii_micro)}"
     canonical = ANALYTES[analyte].canonical_unit
     # the bracket gives the figure published in the canonical unit when there is one
     value, unit = next(

@@ -122,7 +122,9 @@ class Measurement(BaseModel):
         if self.qualitative:
             return self.qualitative
         num = f"{self.value:g}"
-        return f"{self.comparator or ''}{num}{' ' + self.unit if self.unit else ''}"
+        # a unit the library supplied is shown as a clinician writes it, not as UCUM
+        unit = {"mL/min/{1.73_m2}": "mL/min/1.73m2"}.get(self.unit or "", self.unit)
+        return f"{self.comparator or ''}{num}{' ' + unit if unit else ''}"
 
 
 def _check_value(value: float, analyte: str, reported: object) -> float:

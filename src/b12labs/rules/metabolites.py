@@ -105,9 +105,10 @@ def mma_markedly_elevated(f: Facts, xp: Any) -> X:
             "renal impairment usually raises MMA only modestly (below about 0.50 µmol/L unless "
             "there is kidney failure), so it alone is unlikely to explain this value"
             "{egfr_unknown}.",
+            # the limit the message compares with (eGFR is not below the kidney-failure one)
             evidence=(
                 ("mma", "mma_markedly_elevated"),
-                ("egfr", "egfr_kidney_failure"),
+                ("egfr", "egfr_renal"),
                 ("creatinine", None),
             ),
             comment="renal impairment alone is unlikely to explain the markedly raised MMA",
