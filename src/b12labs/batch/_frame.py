@@ -513,9 +513,40 @@ def _qualitative(
     low = pd.Series(text, dtype="string").str.strip().str.lower().to_numpy(dtype=object)
     pos = np.isin(low, _QUAL_POS)
     neg = np.isin(low, _QUAL_NEG)
+    if a.ref_high is not None:
+        # a number with the laboratory's cut-off: positive above it, negative at or below it;
+        # a censored number decides only when its whole interval lies on one side
+        # (interpret() reads it the same way: models._qualitative_from_number)
+        words = pos | neg
+        number, cmp, units, ok, _ = _parse_numbers(pd.Series(text, dtype="string"), ".")
+        cut, cut_bad, cut_reasons, cut_codes = _plain_numbers(df[a.ref_high], a.ref_high)
+        errors.cell(cut_bad, a.ref_high, df[a.ref_high], cut_reasons, cut_codes)
+        with np.errstate(invalid="ignore"):
+            above = np.where(
+                cmp == CMP_CODES[">"],
+                number >= cut,
+                (number > cut) & ((cmp == 0) | (cmp == CMP_CODES[">="])),
+            )
+            below = (number <= cut) & np.isin(cmp, [0, CMP_CODES["<"], CMP_CODES["<="]])
+        usable = ok & ~words & ~np.isnan(cut)
+        both = usable & (above == below)
+        if both.any():
+            errors.cell(
+                both,
+                a.value,
+                text,
+                grammar.reason("value-censored-invalid")
+                + " (it lies on both sides of the laboratory's cut-off)",
+                "value-censored-invalid",
+            )
+        pos = pos | (usable & above & ~below)
+        neg = neg | (usable & below & ~above)
+        decided = usable  # decided, or explained as censored on both sides
+    else:
+        decided = np.zeros(len(low), dtype=bool)
     # a number is never read as negative: without the laboratory's cut-off it cannot be read;
     # an equivocal word is not used either (the grammar says which, for the rare bad cells)
-    bad = (low != "") & ~pos & ~neg
+    bad = (low != "") & ~pos & ~neg & ~decided
     if bad.any():
         reasons, codes = _explain_each(bad, text, _qualitative_why)
         errors.cell(bad, a.value, text, reasons, codes)

@@ -46,6 +46,9 @@ TESTS: dict[str, tuple[str, str]] = {
     "coeliac": ("coeliac serology (tTG-IgA)", ""),
 }
 
+#: tests that are analytes of the panel: never ordered when their result is in it
+ANALYTE_TESTS = frozenset(TESTS) - {"coeliac"}
+
 #: Citations rules refer to by id (documents S000-S004 are ../shared/domain/sources/).
 SOURCES: dict[str, str] = {
     "NG239": "NICE NG239, Vitamin B12 deficiency in over 16s: diagnosis and management (2024); BMJ 2024;385:q1019",
@@ -110,19 +113,30 @@ class ActionSpec:
 
 
 def order(test: str, when: Predicate | None = None) -> ActionSpec:
-    """Order a test (analyte key of :data:`TESTS`), by default only when its result is missing."""
+    """Order a test (a key of :data:`TESTS`), only ever when its result is missing.
+
+    ``when`` narrows that further; it can never order a test whose result is in the panel
+    (docs/clinical-logic.md §1 principle 6: advice is current).
+    """
     name, loinc = TESTS[test]
+    if test == "if_antibody":
+
+        def absent(f: Any, xp: Any) -> X:
+            return xp.not_(f.if_measured)
+    elif test in ANALYTE_TESTS:
+
+        def absent(f: Any, xp: Any) -> X:
+            return xp.not_(getattr(f, test).present)
+    else:  # not an analyte of the panel (coeliac serology): only ``when`` decides
+        return ActionSpec("order_test", name, loinc or None, when)
     if when is None:
-        if test == "if_antibody":
+        return ActionSpec("order_test", name, loinc or None, absent)
+    given = when
 
-            def when(f: Any, xp: Any) -> X:
-                return xp.not_(f.if_measured)
-        else:
+    def both(f: Any, xp: Any) -> X:
+        return absent(f, xp) & given(f, xp)
 
-            def when(f: Any, xp: Any) -> X:
-                return xp.not_(getattr(f, test).present)
-
-    return ActionSpec("order_test", name, loinc or None, when)
+    return ActionSpec("order_test", name, loinc or None, both)
 
 
 def missing(test: str) -> Predicate:

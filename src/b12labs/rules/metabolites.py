@@ -296,8 +296,10 @@ def folate_pattern(f: Facts, xp: Any) -> X:
     example={"panel": {"b12": "400 pmol/L", "homocysteine": "25 umol/L"}},
 )
 def metabolic_evidence_normal_b12(f: Facts, xp: Any) -> X:
-    # folate not measured counts as "not low" (the cautious reading: flag for review)
-    return f.cobalamin_unlikely & (
+    # folate not measured counts as "not low" (the cautious reading: flag for review); with
+    # B12 and holoTC discordant the normal marker is not "reassuring" (B12_HOLOTC_DISCORDANT
+    # replaces the unlikely-band findings of the pair; MMA_ELEVATED still says what MMA shows)
+    return f.cobalamin_unlikely & xp.not_(f.discordant) & (
         (f.mma_elevated & xp.not_(f.renal))
         | (f.hcy_elevated & xp.not_(f.mma.present) & xp.not_(f.folate_low))
     )

@@ -72,7 +72,9 @@ def neuro_urgent(f: Facts, xp: Any) -> X:
     example={"panel": {"b12": "400 pg/mL"}, "context": {"symptoms": ["numbness"]}},
 )
 def neuro_symptoms_normal_b12(f: Facts, xp: Any) -> X:
-    return f.neuro & f.b12_unlikely & xp.not_(f.mma.present)
+    # not beside B12_HOLOTC_DISCORDANT, which replaces the unlikely-band findings of the pair
+    # (NEURO_URGENT speaks for the deficient marker)
+    return f.neuro & f.b12_unlikely & xp.not_(f.mma.present) & xp.not_(f.discordant)
 
 
 _RISK_CLASSES = ("b12_lowering", "methotrexate")
