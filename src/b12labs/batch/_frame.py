@@ -518,7 +518,7 @@ def _qualitative(
         # a censored number decides only when its whole interval lies on one side
         # (interpret() reads it the same way: models._qualitative_from_number)
         words = pos | neg
-        number, cmp, units, ok, _ = _parse_numbers(pd.Series(text, dtype="string"), ".")
+        number, cmp, _units, ok, _ = _parse_numbers(pd.Series(text, dtype="string"), ".")
         cut, cut_bad, cut_reasons, cut_codes = _plain_numbers(df[a.ref_high], a.ref_high)
         errors.cell(cut_bad, a.ref_high, df[a.ref_high], cut_reasons, cut_codes)
         with np.errstate(invalid="ignore"):

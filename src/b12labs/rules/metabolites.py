@@ -299,7 +299,11 @@ def metabolic_evidence_normal_b12(f: Facts, xp: Any) -> X:
     # folate not measured counts as "not low" (the cautious reading: flag for review); with
     # B12 and holoTC discordant the normal marker is not "reassuring" (B12_HOLOTC_DISCORDANT
     # replaces the unlikely-band findings of the pair; MMA_ELEVATED still says what MMA shows)
-    return f.cobalamin_unlikely & xp.not_(f.discordant) & (
-        (f.mma_elevated & xp.not_(f.renal))
-        | (f.hcy_elevated & xp.not_(f.mma.present) & xp.not_(f.folate_low))
+    return (
+        f.cobalamin_unlikely
+        & xp.not_(f.discordant)
+        & (
+            (f.mma_elevated & xp.not_(f.renal))
+            | (f.hcy_elevated & xp.not_(f.mma.present) & xp.not_(f.folate_low))
+        )
     )
