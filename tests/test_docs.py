@@ -76,3 +76,16 @@ def test_docs_do_not_speak_of_issue_numbers() -> None:
             *(REPO / "reference_ranges").rglob("*.md")]
     hits = [f"{p.relative_to(REPO)}: {m.group(0)}" for p in docs for m in pattern.finditer(p.read_text(encoding="utf-8"))]
     assert hits == []
+
+
+def test_rule_pages_show_prose_not_format_fields() -> None:
+    # a message template's {fields} are rendered as words on the generated pages
+    import re
+
+    from b12labs._docs import render_rule
+    from b12labs.rules import CATALOGUE
+
+    for r in CATALOGUE:
+        page = render_rule(r)
+        prose = re.sub(r"```.*?```", "", page, flags=re.S)
+        assert not re.search(r"\{[a-z_0-9]+\}", prose), r.code

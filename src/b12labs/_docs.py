@@ -9,6 +9,7 @@ pages always match the catalogue and the shipped profiles.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from .errors import ERROR_CODES
 from .models import Interpretation, LabPanel, PatientContext
 from .profiles import THRESHOLDS, list_profiles, load_profile
 from .rules import CATALOGUE, Rule
+from .rules._registry import FIELDS
+from .units import ANALYTES
 
 __all__ = ["check", "render_all", "write"]
 
@@ -69,9 +72,27 @@ def _example(r: Rule) -> list[str]:
     return lines
 
 
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def _placeholder(match: re.Match[str]) -> str:
+    """What a template field stands for, in words: the result, the limit, or what the field
+    function says it gives (so the page reads as prose, not as a format string)."""
+    key = match.group(1)
+    if key in ANALYTES:
+        return "*‹value›*"
+    if key in THRESHOLDS:
+        return f"*‹limit {key}›*"
+    describe = FIELDS.get(key)
+    doc = (getattr(describe, "__doc__", None) or "").strip().splitlines()
+    if doc:
+        return f"*[{doc[0].rstrip('.')}]*"
+    return f"*[{key.replace('_', ' ')}]*"
+
+
 def _text(message: object, fallback: str) -> str:
     if isinstance(message, str):
-        return message
+        return _FIELD.sub(_placeholder, message)
     return (getattr(message, "__doc__", None) or fallback).strip()
 
 
@@ -82,7 +103,8 @@ def _flags(r: Rule) -> list[str]:
         return [_text(r.message, r.title)]
     lines = [
         "The first of these branches that holds is reported (`Finding.branch`); its message "
-        "alone is shown, with the values of the panel in the braces:",
+        "alone is shown, with the values of the panel where this page says *in italics* what "
+        "goes there:",
         "",
     ]
     lines += [f"- `{b.name}`: {_text(b.message, r.title)}" for b in r.branches]
