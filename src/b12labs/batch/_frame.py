@@ -73,6 +73,8 @@ def output_columns(
     chosen: dict[str, None] = {}
     for raw in names:
         name = str(raw).strip()
+        if not name:  # "status," or "status,,codes"
+            continue
         full = name if name in _ACCEPTED else f"b12labs_{name}"
         if full not in _ACCEPTED:
             short = ", ".join(c.removeprefix("b12labs_") for c in OUTPUT_COLUMNS)
