@@ -170,3 +170,12 @@ def test_cli_columns_no_canonical_and_an_unknown_name(tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "'nope'" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "c.csv").exists()
+
+
+def test_the_docs_example_runs() -> None:
+    from tests._paths import REPO
+
+    text = (REPO / "docs" / "batch.md").read_text(encoding="utf-8")
+    blocks = [b.split("```")[0] for b in text.split("```python\n")[1:] if "columns_out" in b.split("```")[0]]
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "docs/batch.md", "exec"), {})
