@@ -431,7 +431,7 @@ with open(src, encoding="utf-8-sig") as fh:
 pacsv.read_csv(src, read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
                convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string())))
 with pa.memory_map(scored) as source:
-    table = pa.ipc.open_file(source).read_all()
+    table = pa.ipc.open_stream(source).read_all()
 pacsv.write_csv(table, out)
 """
 
@@ -486,7 +486,10 @@ def _have(module: str) -> bool:
 
 
 def _prepare_floor_table(src: Path, rows: int) -> Path:
-    """b12labs' complete output table of ``src`` as an uncompressed Arrow IPC file (untimed)."""
+    """b12labs' complete output table of ``src`` as an uncompressed Arrow IPC stream (untimed).
+
+    A stream, not an IPC file: each chunk keeps its own dictionaries, as b12labs writes them.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -494,7 +497,7 @@ def _prepare_floor_table(src: Path, rows: int) -> Path:
     parquet = DATA / f"scored_{rows}.parquet"
     measure([*_b12labs_cmd(), "score", str(src), "-o", str(parquet), "--quiet"])
     pf = pq.ParquetFile(parquet)
-    with pa.OSFile(str(ipc), "wb") as sink, pa.ipc.new_file(sink, pf.schema_arrow) as writer:
+    with pa.OSFile(str(ipc), "wb") as sink, pa.ipc.new_stream(sink, pf.schema_arrow) as writer:
         for i in range(pf.num_row_groups):
             writer.write_table(pf.read_row_group(i))
     parquet.unlink(missing_ok=True)
