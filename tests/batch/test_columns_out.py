@@ -12,6 +12,7 @@ from b12labs.batch import (
     OUTPUT_COLUMNS,
     VALUE_COLUMNS,
     ScoreOptions,
+    score_dask,
     score_file,
     score_frame,
     score_long,
@@ -179,3 +180,17 @@ def test_the_docs_example_runs() -> None:
     blocks = [b.split("```")[0] for b in text.split("```python\n")[1:] if "columns_out" in b.split("```")[0]]
     assert len(blocks) == 1
     exec(compile(blocks[0], "docs/batch.md", "exec"), {})
+
+
+@pytest.mark.slow
+def test_score_dask_honours_the_selection() -> None:
+    dd = pytest.importorskip("dask.dataframe")
+    df = _wide()
+    ddf = dd.from_pandas(df, npartitions=2)
+    scored = score_dask(ddf, columns_out=NARROW).compute(scheduler="synchronous")
+    assert list(scored.columns) == [*WIDE[0], *NARROW_FULL]
+    expected = score_frame(df, columns_out=NARROW)
+    for name in NARROW_FULL:
+        assert scored[name].astype(str).tolist() == expected[name].astype(str).tolist()
+    with pytest.raises(InputFormatError, match="'nope'"):
+        score_dask(ddf, columns_out="nope")
