@@ -11,6 +11,12 @@ Sub-benchmarks (all by default; ``--only`` picks some, comma-separated or repeat
 * ``rss``: peak RSS of ``b12labs score`` as a child process on a 1 000 000- and a
   5 000 000-row file with the default chunk size. Target < 1 GB each, within 20 % of each other.
 * ``engines``: rows/s of ``--engine pandas`` and ``--engine dask --workers 2`` (no target).
+* ``peers``: in one run on the same file, child processes of (a) pandas read + write, (b) the
+  pyarrow floor (``pyarrow.csv`` read of the input + ``pyarrow.csv.write_csv`` of b12labs' own
+  output table, prepared beforehand), (c) a DuckDB SQL script (B12 band + MMA elevated status
+  subset with ``CASE``, narrow CSV out; extra ``bench``), (d) ``b12labs score`` default and
+  ``--columns status,codes,max_severity,actions,error``. Targets: score / floor <= 1.5,
+  score --columns / DuckDB <= 1.5. A peer that is not installed is skipped, saying so.
 
 Every child process is started by a fresh wrapper process that times it and reads
 ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` after waiting for it, so each figure belongs
@@ -42,11 +48,13 @@ for _p in (str(REPO / "src"), str(HERE)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-PARTS = ("end_to_end", "in_memory", "rss", "engines")
+PARTS = ("end_to_end", "in_memory", "rss", "engines", "peers")
 TARGET_E2E = 2.0
 TARGET_IN_MEMORY = 50.0
 TARGET_RSS_BYTES = 1_000_000_000  # 1 GB
 TARGET_RSS_SPREAD = 0.20
+TARGET_PEERS = 1.5
+NARROW_COLUMNS = "status,codes,max_severity,actions,error"
 SEED = 12
 BAD = 0.01
 
@@ -410,6 +418,198 @@ def print_engines(r: dict[str, Any]) -> None:
     )
 
 
+# --- peers ---------------------------------------------------------------------------------------
+
+# (b) the I/O floor of a scorer that reads with pyarrow and writes b12labs' table: read the input
+# as b12labs reads it (every column text), then write b12labs' output table (memory-mapped, so
+# loading it costs next to nothing) with pyarrow.csv.write_csv
+_PYARROW_FLOOR = r"""
+import sys, pyarrow as pa, pyarrow.csv as pacsv
+src, scored, out = sys.argv[1:4]
+with open(src, encoding="utf-8-sig") as fh:
+    header = next(iter(fh)).rstrip("\r\n").split(",")
+pacsv.read_csv(src, read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+               convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string())))
+with pa.memory_map(scored) as source:
+    table = pa.ipc.open_stream(source).read_all()
+pacsv.write_csv(table, out)
+"""
+
+_DUCKDB = r"""
+import sys, duckdb
+duckdb.sql(sys.argv[1])
+"""
+
+
+def duckdb_sql(src: Path, out: Path) -> str:
+    """The DuckDB peer: the NICE B12 band and an MMA-elevated status subset, with ``CASE``.
+
+    Thresholds and unit factors come from b12labs' own data (the profile and the unit registry),
+    so both sides use the same numbers; censored or unreadable cells are NULL (``TRY_CAST``).
+    """
+    from b12labs.profiles import load_profile
+    from b12labs.units import resolve_unit
+
+    prof = load_profile("nice-ng239-2024")
+
+    def factors(key: str, units: list[str]) -> str:
+        return " ".join(f"WHEN '{u}' THEN {resolve_unit(key, u).factor!r}" for u in units)
+
+    low, upper, mma = prof["b12_deficient"], prof["b12_indeterminate_upper"], prof["mma_elevated"]
+    band = (
+        f"CASE WHEN b12_pmol_l IS NULL THEN 'not_assessed' WHEN b12_pmol_l < {low!r} THEN "
+        f"'deficient' WHEN b12_pmol_l <= {upper!r} THEN 'indeterminate' ELSE 'unlikely' END"
+    )
+    return f"""
+    COPY (
+      WITH src AS (
+        SELECT specimen_id, patient_id,
+          TRY_CAST(b12 AS DOUBLE) * CASE b12_unit {factors("b12", ["pg/mL", "ng/L", "pmol/L"])} END
+            AS b12_pmol_l,
+          TRY_CAST(mma AS DOUBLE) * CASE mma_unit {factors("mma", ["umol/L", "nmol/L", "nmol/mL"])} END
+            AS mma_umol_l
+        FROM read_csv('{src}', all_varchar = true, header = true)
+      )
+      SELECT *, {band} AS b12_band,
+        coalesce(mma_umol_l > {mma!r}, false) AS mma_elevated,
+        CASE WHEN {band} = 'indeterminate' AND mma_umol_l > {mma!r} THEN 'probable'
+             ELSE {band} END AS status
+      FROM src
+    ) TO '{out}' (HEADER, DELIMITER ',')
+    """
+
+
+def _have(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _prepare_floor_table(src: Path, rows: int) -> Path:
+    """b12labs' complete output table of ``src`` as an uncompressed Arrow IPC stream (untimed).
+
+    A stream, not an IPC file: each chunk keeps its own dictionaries, as b12labs writes them.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ipc = DATA / f"scored_{rows}.arrow"
+    parquet = DATA / f"scored_{rows}.parquet"
+    measure([*_b12labs_cmd(), "score", str(src), "-o", str(parquet), "--quiet"])
+    pf = pq.ParquetFile(parquet)
+    with pa.OSFile(str(ipc), "wb") as sink, pa.ipc.new_stream(sink, pf.schema_arrow) as writer:
+        for i in range(pf.num_row_groups):
+            writer.write_table(pf.read_row_group(i))
+    parquet.unlink(missing_ok=True)
+    return ipc
+
+
+def bench_peers(rows: int, repeat: int, keep: bool) -> dict[str, Any]:
+    src = data_file(rows)
+    outs: list[Path] = []
+
+    def out(name: str) -> Path:
+        outs.append(DATA / f"out_{name}_{rows}.csv")
+        return outs[-1]
+
+    cmds: dict[str, list[str] | None] = {
+        "pandas": [sys.executable, "-c", _PANDAS_COPY, str(src), str(out("pandas"))],
+        "score": [*_b12labs_cmd(), "score", str(src), "-o", str(out("score")), "--quiet"],
+        "score_columns": [
+            *_b12labs_cmd(),
+            "score",
+            str(src),
+            "-o",
+            str(out("score_columns")),
+            "--quiet",
+            "--columns",
+            NARROW_COLUMNS,
+        ],
+    }
+    skipped: dict[str, str] = {}
+    ipc: Path | None = None
+    if _have("pyarrow"):
+        ipc = _prepare_floor_table(src, rows)
+        cmds["pyarrow_floor"] = [
+            sys.executable, "-c", _PYARROW_FLOOR, str(src), str(ipc), str(out("pyarrow")),
+        ]
+    else:
+        skipped["pyarrow_floor"] = "pyarrow is not installed (pip install 'b12labs[parquet]')"
+    if _have("duckdb"):
+        cmds["duckdb"] = [sys.executable, "-c", _DUCKDB, duckdb_sql(src, out("duckdb"))]
+    else:
+        skipped["duckdb"] = "duckdb is not installed (pip install -e '.[bench]')"
+    runs: dict[str, list[float]] = {name: [] for name, cmd in cmds.items() if cmd}
+    rss: dict[str, float] = {}
+    order = list(runs)
+    for i in range(repeat):  # rotate the order: a noisy neighbour or cold cache hits every peer
+        for name in order[i % len(order) :] + order[: i % len(order)]:
+            r = measure(cmds[name] or [])
+            runs[name].append(r["wall_s"])
+            rss[name] = max(rss.get(name, 0.0), r["maxrss_kb"] * 1024 / 1e6)
+    out_rows = {
+        "score": count_lines(DATA / f"out_score_{rows}.csv") - 1,
+        "score_columns": count_lines(DATA / f"out_score_columns_{rows}.csv") - 1,
+    }
+    for p in outs:
+        _cleanup(p, keep)
+    if ipc is not None:
+        _cleanup(ipc, keep)
+    best = {name: min(v) for name, v in runs.items()}
+    ratios: dict[str, Any] = {}
+    if "pyarrow_floor" in best:
+        x = best["score"] / best["pyarrow_floor"]
+        ratios["score_vs_floor"] = {"ratio": x, "pass": x <= TARGET_PEERS}
+    if "duckdb" in best:
+        x = best["score_columns"] / best["duckdb"]
+        ratios["columns_vs_duckdb"] = {"ratio": x, "pass": x <= TARGET_PEERS}
+    return {
+        "rows": rows,
+        "repeat": repeat,
+        "runs_s": runs,
+        "best_s": best,
+        "rss_mb": rss,
+        "skipped": skipped,
+        "ratios": ratios,
+        "output_rows": out_rows,
+    }
+
+
+_PEER_LABELS = {
+    "pandas": "(a) pandas.read_csv + to_csv",
+    "pyarrow_floor": "(b) pyarrow floor: read input, write b12labs table",
+    "duckdb": "(c) DuckDB SQL: band + MMA status, narrow CSV",
+    "score": "(d) b12labs score (default columns)",
+    "score_columns": f"(d) b12labs score --columns {NARROW_COLUMNS}",
+}
+
+
+def print_peers(r: dict[str, Any]) -> None:
+    print(f"\n== peers: {r['rows']:,}-row wide CSV, best of {r['repeat']} child runs each ==")
+    print(f"{'child process':<66}{'best s':>8}{'rows/s':>12}{'peak RSS MB':>13}   all runs (s)")
+    for name, label in _PEER_LABELS.items():
+        if name in r["skipped"]:
+            print(f"{label:<66}  skipped: {r['skipped'][name]}")
+            continue
+        t = r["best_s"][name]
+        print(
+            f"{label:<66}{t:>8.2f}{r['rows'] / t:>12,.0f}{r['rss_mb'][name]:>13.0f}   "
+            + ", ".join(f"{x:.2f}" for x in r["runs_s"][name])
+        )
+    for key, label in (
+        ("score_vs_floor", "ratio score default / pyarrow floor"),
+        ("columns_vs_duckdb", "ratio score --columns / DuckDB"),
+    ):
+        if key in r["ratios"]:
+            x = r["ratios"][key]
+            print(f"{label:<66}{x['ratio']:>7.2f}x   target <= {TARGET_PEERS}   {_verdict(x['pass'])}")
+        else:
+            print(f"{label:<66}  not measured (a peer was skipped)")
+    for name, n in r["output_rows"].items():
+        if n != r["rows"]:
+            print(f"  WARNING: {name} output has {n:,} data lines for {r['rows']:,} input rows")
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 
@@ -477,6 +677,9 @@ def main(argv: list[str] | None = None) -> int:
     if "engines" in parts:
         results["engines"] = r = bench_engines(args.rows, args.workers, args.keep_data)
         print_engines(r)
+    if "peers" in parts:
+        results["peers"] = r = bench_peers(args.rows, args.repeat, args.keep_data)
+        print_peers(r)
     print(f"\nbatch_bench: {', '.join(parts)} in {time.perf_counter() - started:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")

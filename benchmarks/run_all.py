@@ -103,6 +103,15 @@ def summary_rows(interp: dict[str, Any], batch: dict[str, Any]) -> list[tuple[st
                 m["pass"],
             )
         )
+    if "peers" in batch:
+        peer = batch["peers"]
+        for key, label in (
+            ("score_vs_floor", "score / pyarrow floor"),
+            ("columns_vs_duckdb", "score --columns / DuckDB"),
+        ):
+            if key in peer["ratios"]:
+                x = peer["ratios"][key]
+                rows.append((f"{label} ({peer['rows']:,} rows)", f"{x['ratio']:.2f}x", "<= 1.5", x["pass"]))
     if "rss" in batch:
         r = batch["rss"]
         for run in r["runs"]:

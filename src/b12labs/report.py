@@ -81,6 +81,16 @@ VALUE_COLUMNS: tuple[str, ...] = (
     "folate_nmol_l",
 )
 
+#: The scorer's columns :meth:`CohortSummary.update` reads.
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    STATUS_COL,
+    SEVERITY_COL,
+    ERROR_COL,
+    PROFILE_COL,
+    CODES_COL,
+    *VALUE_COLUMNS,
+)
+
 _FOOTER = "Decision support, not a diagnosis."
 
 # Okabe–Ito colour-blind-safe palette.

@@ -10,7 +10,7 @@ connects to ``--scheduler ADDRESS`` or starts a ``LocalCluster`` of ``--workers 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import InputFormatError, MissingExtraError
 from ..profiles import DEFAULT_PROFILE, Profile, load_profile
 from ._columns import ColumnMap, detect_columns
-from ._frame import check_units, score_frame
+from ._frame import check_units, output_columns, score_frame
 
 if TYPE_CHECKING:
     from ._file import ScoreOptions
@@ -41,6 +41,7 @@ def _score_partition(
     profile: Profile,
     decimal: str,
     date_format: str | None = None,
+    columns_out: tuple[str, ...] | None = None,
 ) -> pd.DataFrame:
     # one thread per partition: Dask already runs partitions in parallel
     scored = score_frame(
@@ -50,6 +51,7 @@ def _score_partition(
         column_map=cmap,
         threads=1,
         date_format=date_format,
+        columns_out=columns_out,
     )
     # plain strings across partitions: categories differ from one partition to the next,
     # and a Dask frame's metadata cannot know them in advance
@@ -67,17 +69,22 @@ def score_dask(
     profile: str | Path | Profile = DEFAULT_PROFILE,
     decimal: str = ".",
     date_format: str | None = None,
+    columns_out: str | Sequence[str] | None = None,
+    canonical: bool = True,
 ) -> Any:
     """Score a Dask DataFrame lazily; returns a Dask DataFrame with the ``b12labs_*`` columns.
 
     Works on any scheduler; with ``distributed`` the partitions are scored on the workers.
-    Row order within and across partitions is kept.
+    Row order within and across partitions is kept. ``columns_out`` / ``canonical`` choose
+    the b12labs columns as in :func:`~b12labs.batch.score_frame`.
     """
+    selected = output_columns(columns_out, canonical=canonical)  # before any work
     _dask()
     prof = load_profile(profile)
     cmap = detect_columns([str(c) for c in ddf.columns], mapping=columns, units=units)
-    meta = _score_partition(ddf._meta.astype("string"), cmap, prof, decimal, date_format)
-    return ddf.map_partitions(_score_partition, cmap, prof, decimal, date_format, meta=meta)
+    args = (cmap, prof, decimal, date_format, selected)
+    meta = _score_partition(ddf._meta.astype("string"), *args)
+    return ddf.map_partitions(_score_partition, *args, meta=meta)
 
 
 def score_file_dask(
@@ -110,10 +117,9 @@ def score_file_dask(
         )
     ddf = ddf.astype("string")
     check_units(ddf.head(1000, npartitions=-1), cmap)
-    meta = _score_partition(ddf._meta, cmap, profile, options.decimal, options.date_format)
-    scored = ddf.map_partitions(
-        _score_partition, cmap, profile, options.decimal, options.date_format, meta=meta
-    )
+    args = (cmap, profile, options.decimal, options.date_format, options.selected)
+    meta = _score_partition(ddf._meta, *args)
+    scored = ddf.map_partitions(_score_partition, *args, meta=meta)
     cluster: Any = None
     if options.scheduler:
         client: Any = distributed.Client(options.scheduler)  # type: ignore[no-untyped-call]

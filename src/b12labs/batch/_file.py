@@ -47,6 +47,9 @@ class ScoreOptions:
     ``columns`` / ``units`` are the CLI's ``--map`` / ``--unit``; ``long_columns`` its
     ``--id-col`` … ``--unit-col`` (roles ``patient_id``, ``collected_at``, ``test``, ``value``,
     ``unit``). ``sep`` takes one character, or ``\\t`` / ``tab`` for a tab.
+    ``columns_out`` / ``canonical`` are ``--columns`` / ``--no-canonical``: which b12labs
+    columns are written (default all; see :func:`~b12labs.batch.score_frame`); a given
+    ``columns_out`` is stored as the tuple of full names it selects.
     """
 
     format: str = "auto"
@@ -60,6 +63,8 @@ class ScoreOptions:
     sheet: str | None = None
     profile: str | Path | Profile = DEFAULT_PROFILE
     comment_limit: int | None = None
+    columns_out: str | tuple[str, ...] | None = None
+    canonical: bool = True
     window: float = DEFAULT_WINDOW_DAYS
     chunksize: int = DEFAULT_CHUNKSIZE
     engine: str = "pandas"
@@ -101,6 +106,28 @@ class ScoreOptions:
             raise bad(f"unknown long-format roles: {', '.join(sorted(unknown))}")
         if self.report is not None:
             object.__setattr__(self, "report", Path(self.report))
+        if not isinstance(self.canonical, bool):
+            raise bad(f"canonical must be True or False, got {self.canonical!r}")
+        from ._frame import output_columns
+
+        selected = output_columns(self.columns_out, canonical=self.canonical)
+        if self.columns_out is not None:
+            object.__setattr__(self, "columns_out", selected)
+
+    @property
+    def selected(self) -> tuple[str, ...]:
+        """The b12labs output columns written, in order."""
+        from ._frame import output_columns
+
+        return output_columns(self.columns_out, canonical=self.canonical)
+
+    def computed(self) -> tuple[str, ...]:
+        """The b12labs columns a run computes: those written, plus what its summary reads."""
+        if not self.summary:
+            return self.selected
+        from ..report import SUMMARY_COLUMNS
+
+        return self.selected + tuple(c for c in SUMMARY_COLUMNS if c not in self.selected)
 
 
 @dataclass(frozen=True)
@@ -204,6 +231,8 @@ def _with_line_errors(scored: pd.DataFrame, errors: Mapping[int, tuple[str, str]
     """Add the reader's per-line errors to ``b12labs_error`` / ``b12labs_error_code``."""
     positions = list(errors)
     for col, part in (("b12labs_error", 0), ("b12labs_error_code", 1)):
+        if col not in scored.columns:  # not asked for (--columns)
+            continue
         sep = "; " if part == 0 else ";"
         values = scored[col].astype(object).fillna("").to_numpy(dtype=object).copy()
         for pos in positions:
@@ -339,6 +368,8 @@ def _score_wide(
 
     writer = AtomicWriter(output, inputs=[path])
     rows = 0
+    computed = options.computed()
+    unwritten = list(computed[len(options.selected) :])
 
     def score(chunk: pd.DataFrame) -> pd.DataFrame:
         errors = chunk.attrs.pop(LINE_ERRORS, None)
@@ -349,6 +380,7 @@ def _score_wide(
             column_map=cmap,
             threads=options.threads,
             date_format=options.date_format,
+            columns_out=computed,
         )
         if errors:
             _with_line_errors(scored, errors)
@@ -363,13 +395,13 @@ def _score_wide(
                 check_units(chunk, cmap)
                 first = False
             scored = score(chunk)
-            writer.write(scored)
+            writer.write(scored.drop(columns=unwritten) if unwritten else scored)
             if options.summary:
                 summary.update(scored)
             rows += len(chunk)
             progress.update(rows)
         if not writer.written:  # a header-only input: the output keeps the columns
-            writer.write(score(_empty(header)))
+            writer.write(score(_empty(header)).drop(columns=unwritten))
 
     try:
         _guarded([writer], work)
@@ -399,7 +431,9 @@ def _score_long(
         decimal=options.decimal,
         date_format=options.date_format,
         columns=list(header),  # a header-only input still has its columns
+        columns_out=options.computed(),
     )
+    unwritten = list(options.computed()[len(options.selected) :])
     writer = AtomicWriter(output, inputs=[path])
     reject_writer = AtomicWriter(rejects_path, inputs=[path, Path(output)])
     rows = 0
@@ -424,7 +458,7 @@ def _score_long(
             last_scored, last_rej = scored, rej
             if len(scored):
                 episodes += len(scored)
-                writer.write(scored)
+                writer.write(scored.drop(columns=unwritten) if unwritten else scored)
                 if options.summary and "b12labs_status" in scored.columns:
                     summary.update(scored)
             if len(rej):
@@ -434,7 +468,7 @@ def _score_long(
                 rejected += len(rej)
         # a header-only input (or no episode): the outputs keep their header
         if not writer.written and last_scored is not None:
-            writer.write(last_scored)
+            writer.write(last_scored.drop(columns=unwritten))
         if not reject_writer.written and last_rej is not None:
             reject_writer.write(last_rej)
 

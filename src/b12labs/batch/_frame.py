@@ -9,7 +9,7 @@ same rule definitions ``interpret()`` uses, evaluated with the numpy namespace.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from ..vocabulary import (
 )
 from ._columns import AnalyteColumns, ColumnMap, detect_columns
 
-__all__ = ["OUTPUT_COLUMNS", "prepare", "score_frame", "score_prepared"]
+__all__ = ["OUTPUT_COLUMNS", "output_columns", "prepare", "score_frame", "score_prepared"]
 
 #: The b12labs output columns, in order, before the canonical value columns.
 OUTPUT_COLUMNS = (
@@ -53,6 +53,52 @@ OUTPUT_COLUMNS = (
     "b12labs_version",
 )
 VALUE_COLUMNS = tuple(column_name(k) for k in ANALYTES)
+
+
+def output_columns(
+    columns_out: str | Sequence[str] | None = None, *, canonical: bool = True
+) -> tuple[str, ...]:
+    """The b12labs output columns a run writes, in order (``columns_out`` / ``--columns``).
+
+    ``None`` is the complete output: :data:`OUTPUT_COLUMNS`, then :data:`VALUE_COLUMNS` unless
+    ``canonical`` is false. Otherwise a comma-separated string or a sequence of names, kept in
+    the order given (a repeated name once): full names (``b12labs_status``, ``b12_pmol_l``) or
+    the short names of the ``b12labs_*`` columns (``status``). Raises a coded
+    :class:`~b12labs.errors.InputFormatError` (``option-invalid``) for an unknown name, an
+    empty selection, or a canonical value column named while ``canonical`` is false.
+    """
+    if columns_out is None:
+        return OUTPUT_COLUMNS + (VALUE_COLUMNS if canonical else ())
+    names = columns_out.split(",") if isinstance(columns_out, str) else list(columns_out)
+    chosen: dict[str, None] = {}
+    for raw in names:
+        name = str(raw).strip()
+        if not name:  # "status," or "status,,codes"
+            continue
+        full = name if name in _ACCEPTED else f"b12labs_{name}"
+        if full not in _ACCEPTED:
+            short = ", ".join(c.removeprefix("b12labs_") for c in OUTPUT_COLUMNS)
+            raise InputFormatError(
+                f"unknown output column {name!r} in --columns/columns_out; accepted: {short} "
+                f"(or their full b12labs_* names), {', '.join(VALUE_COLUMNS)}",
+                code="option-invalid",
+            )
+        if not canonical and full in VALUE_COLUMNS:
+            raise InputFormatError(
+                f"--columns/columns_out names the canonical value column {full!r} but "
+                "--no-canonical (canonical=False) drops them; choose one",
+                code="option-invalid",
+            )
+        chosen.setdefault(full, None)
+    if not chosen:
+        raise InputFormatError(
+            "--columns/columns_out selects no column; name at least one (e.g. status)",
+            code="option-invalid",
+        )
+    return tuple(chosen)
+
+
+_ACCEPTED = frozenset(OUTPUT_COLUMNS + VALUE_COLUMNS)
 
 # the vectorised kernels read the one input grammar (b12labs._grammar): its cell pattern,
 # comparators, qualitative words and missing markers; a cell they cannot read is explained by
@@ -954,9 +1000,17 @@ assert len(CATALOGUE) < 64 and len(_ACTION_SPECS) < 64
 
 
 def score_prepared(
-    prep: Prepared, profile: Profile, comment_limit: int | None = None
+    prep: Prepared,
+    profile: Profile,
+    comment_limit: int | None = None,
+    wanted: Collection[str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Evaluate the catalogue on prepared columns; returns the b12labs output columns."""
+    """Evaluate the catalogue on prepared columns; returns the b12labs output columns.
+
+    ``wanted`` (default all) names the columns to build: the others are not computed, and
+    those built are the same as in a complete run.
+    """
+    wanted = frozenset(OUTPUT_COLUMNS + VALUE_COLUMNS if wanted is None else wanted)
     n = prep.n
     limit = resolve_comment_limit(comment_limit, profile)
     f = evaluate(prep.raw, profile, VECTOR)
@@ -995,10 +1049,19 @@ def score_prepared(
                 given_mask |= np.where(
                     applies, np.uint64(1 << _CONDITIONAL[i, a.label()]), np.uint64(0)
                 )
-    codes = _mask_strings(code_mask, [r.code for r in CATALOGUE])
-    actions = _mask_strings(action_mask, _ACTION_LABELS)
-    # comment: once per distinct (status, reason, findings by severity and branch, actions)
-    if n:
+    out: dict[str, np.ndarray] = {}
+    if "b12labs_status" in wanted:
+        out["b12labs_status"] = _string_column(list(_STATUS_NAMES), status)
+    if "b12labs_codes" in wanted:
+        out["b12labs_codes"] = _mask_strings(code_mask, [r.code for r in CATALOGUE])
+    if "b12labs_max_severity" in wanted:
+        out["b12labs_max_severity"] = _string_column(list(_SEVERITY_NAMES), max_sev)
+    if "b12labs_actions" in wanted:
+        out["b12labs_actions"] = _mask_strings(action_mask, _ACTION_LABELS)
+    # comment: once per distinct (status, reason, findings by severity and branch, actions);
+    # the costliest column, so built only when asked for
+    build = "b12labs_comment" in wanted
+    if build and n:
         reason_given = getattr(f, "status_reason", None)
         reason = (
             np.zeros(n, dtype=np.int64)
@@ -1043,30 +1106,28 @@ def score_prepared(
                     limit,
                 )
             )
-        comment = _string_column(comments, key_codes)
-    else:
-        comment = _string_column([], np.zeros(0, dtype=np.int64))
+        out["b12labs_comment"] = _string_column(comments, key_codes)
+    elif build:
+        out["b12labs_comment"] = _string_column([], np.zeros(0, dtype=np.int64))
+    if "b12labs_error" in wanted:
+        out["b12labs_error"] = _string_column(*_codes_of(prep.errors))
+    if "b12labs_error_code" in wanted:
+        out["b12labs_error_code"] = _string_column(
+            *_codes_of(
+                prep.error_codes if prep.error_codes is not None else np.full(n, "", dtype=object)
+            )
+        )
+    if "b12labs_profile" in wanted:
+        out["b12labs_profile"] = _string_column([profile.id], np.zeros(n, dtype=np.int64))
+    if "b12labs_version" in wanted:
+        out["b12labs_version"] = _string_column([__version__], np.zeros(n, dtype=np.int64))
     values = dict(prep.values)
     tsat = np.asarray(f.tsat.value, dtype=float)
     if tsat.shape == (n,):
         values["tsat"] = tsat
-    out: dict[str, np.ndarray] = {
-        "b12labs_status": _string_column(list(_STATUS_NAMES), status),
-        "b12labs_codes": codes,
-        "b12labs_max_severity": _string_column(list(_SEVERITY_NAMES), max_sev),
-        "b12labs_actions": actions,
-        "b12labs_comment": comment,
-        "b12labs_error": _string_column(*_codes_of(prep.errors)),
-        "b12labs_error_code": _string_column(
-            *_codes_of(
-                prep.error_codes if prep.error_codes is not None else np.full(n, "", dtype=object)
-            )
-        ),
-        "b12labs_profile": _string_column([profile.id], np.zeros(n, dtype=np.int64)),
-        "b12labs_version": _string_column([__version__], np.zeros(n, dtype=np.int64)),
-    }
     for key_ in ANALYTES:
-        out[column_name(key_)] = values.get(key_, np.full(n, np.nan))
+        if column_name(key_) in wanted:
+            out[column_name(key_)] = values.get(key_, np.full(n, np.nan))
     return out
 
 
@@ -1141,6 +1202,8 @@ def score_frame(
     threads: int | None = None,
     date_format: str | None = None,
     comment_limit: int | None = None,
+    columns_out: str | Sequence[str] | None = None,
+    canonical: bool = True,
 ) -> pd.DataFrame:
     """Score a wide frame (one row per patient/specimen) with the whole rule catalogue.
 
@@ -1162,6 +1225,12 @@ def score_frame(
     Analyte columns of frames of 20 000 rows or more are parsed in ``threads`` parallel
     threads (default: one per core, at most 8; ``1`` for none); the result is the same.
 
+    ``columns_out`` chooses the b12labs columns, in order (default all of them): a list or a
+    comma-separated string of full names (``b12labs_status``, ``b12_pmol_l``) or short ones
+    (``status``, ``codes``, ``max_severity``, ``actions``, ``error`` …); ``canonical=False``
+    leaves out the canonical value columns. The input columns and rows are always kept; columns
+    not asked for are not computed, and those kept equal a complete run's.
+
     Raises :class:`~b12labs.errors.InputFormatError` before scoring when the frame cannot be
     scored as given (duplicated columns, no analyte column, an analyte with no unit anywhere).
     """
@@ -1178,11 +1247,13 @@ def score_frame(
         check_comment_limit(comment_limit)  # before any work
     if decimal not in (".", ","):
         raise InputFormatError("decimal must be '.' or ','", code="option-invalid")
+    selected = output_columns(columns_out, canonical=canonical)  # before any work
     prof = load_profile(profile)
     cmap = column_map or detect_columns([str(c) for c in df.columns], mapping=columns, units=units)
     check_units(df, cmap)
     prep = prepare(df, cmap, prof, decimal, threads, date_format)
-    out = score_prepared(prep, prof, comment_limit)
+    out = score_prepared(prep, prof, comment_limit, selected)
+    out = {name: out[name] for name in selected}
     result = df.copy(deep=False)
     for name in out:
         if name in result.columns:

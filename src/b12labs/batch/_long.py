@@ -8,7 +8,7 @@ unusable value go to the rejects, with the original row and the reason: never si
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from ..panels import DEFAULT_WINDOW_DAYS, episode_ids
 from ..profiles import DEFAULT_PROFILE, Profile, load_profile
 from ..units import ANALYTES, resolve_unit, unit_hint
 from ._columns import CONTEXT_NAMES, AnalyteColumns, ColumnMap, norm
-from ._frame import _parse_numbers, _text, score_frame
+from ._frame import _parse_numbers, _text, output_columns, score_frame
 
 __all__ = ["LONG_COLUMNS", "LongScorer", "detect_long_columns", "score_long"]
 
@@ -147,6 +147,7 @@ class LongScorer:
     decimal: str = "."
     date_format: str | None = None
     columns: list[str] = field(default_factory=list)
+    columns_out: tuple[str, ...] | None = None  # the b12labs columns (output_columns())
     _carry: pd.DataFrame | None = None
     _done: set[str] = field(default_factory=set)
     rows_in: int = 0
@@ -185,7 +186,13 @@ class LongScorer:
 
     def _score(self, block: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         return _score_long_block(
-            block, self.roles, self.profile, self.window_days, self.decimal, self.date_format
+            block,
+            self.roles,
+            self.profile,
+            self.window_days,
+            self.decimal,
+            self.date_format,
+            self.columns_out,
         )
 
     def finish(self) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -217,6 +224,7 @@ def _score_long_block(
     window_days: float,
     decimal: str,
     date_format: str | None = None,
+    columns_out: tuple[str, ...] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     n = len(block)
     rejects: list[pd.DataFrame] = []
@@ -394,7 +402,12 @@ def _score_long_block(
         cmap.context["collected_at"] = "collected_at"
     wide = wide.reset_index(drop=True)
     scored = score_frame(
-        wide, profile=profile, decimal=decimal, column_map=cmap, date_format=date_format
+        wide,
+        profile=profile,
+        decimal=decimal,
+        column_map=cmap,
+        date_format=date_format,
+        columns_out=columns_out,
     )
     if "collected_at" in scored.columns and "date_of_birth" in cmap.context:
         scored = scored.drop(columns=["collected_at"])
@@ -423,6 +436,8 @@ def score_long(
     test_col: str | None = None,
     value_col: str | None = None,
     unit_col: str | None = None,
+    columns_out: str | Sequence[str] | None = None,
+    canonical: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score a long export (one result per row); returns ``(episodes, rejects)``.
 
@@ -432,8 +447,10 @@ def score_long(
     the original columns, ``b12labs_reject_reason`` and ``b12labs_reject_code`` (its error
     code, docs/errors.md). Collection times are ISO 8601 unless
     ``date_format`` (a ``strftime`` pattern, e.g. ``"%d/%m/%Y"``) says otherwise: day/month
-    order is never guessed.
+    order is never guessed. ``columns_out`` / ``canonical`` choose the b12labs columns as in
+    :func:`~b12labs.batch.score_frame`; the episode columns are always kept.
     """
+    selected = output_columns(columns_out, canonical=canonical)  # before any work
     if window_days <= 0:
         raise InputFormatError("the episode window must be a positive number of days")
     roles = detect_long_columns(
@@ -452,6 +469,7 @@ def score_long(
         window_days=window_days,
         decimal=decimal,
         date_format=date_format,
+        columns_out=selected,
     )
     scored, rejects = scorer.feed(df.astype("string"), last=True)
     return scored, rejects

@@ -72,6 +72,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="longest b12labs_comment, in characters (default: the profile's, else 400)",
     )
     p.add_argument(
+        "--columns",
+        metavar="NAMES",
+        help="the b12labs output columns to write, in order, comma-separated: short names "
+        "(status,codes,max_severity,actions,comment,error,error_code,profile,version) or full "
+        "ones (b12labs_status, b12_pmol_l …); input columns and rows are always kept "
+        "(default: every b12labs column, then the canonical value columns)",
+    )
+    p.add_argument(
+        "--no-canonical",
+        action="store_true",
+        help="leave out the canonical value columns (b12_pmol_l …)",
+    )
+    p.add_argument(
         "--window",
         type=float,
         default=DEFAULT_WINDOW_DAYS,
@@ -130,6 +143,8 @@ def options_of(args: argparse.Namespace) -> ScoreOptions:
         sheet=args.sheet,
         profile=args.profile,
         comment_limit=args.comment_limit,
+        columns_out=args.columns,
+        canonical=not args.no_canonical,
         window=args.window,
         chunksize=args.chunksize,
         engine=args.engine,
