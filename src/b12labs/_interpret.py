@@ -232,7 +232,9 @@ def _same_unit(analyte: str, a: str, b: str) -> bool:
 
 
 @functools.lru_cache(maxsize=4096)
-def _limit_text(profile: Profile, key: str, lab_unit: str | None) -> str:
+def _limit_text(
+    profile: Profile, key: str, lab_unit: str | None, beside: float | None = None
+) -> str:
     """A profile threshold as printed beside a result reported in ``lab_unit``.
 
     In the lab's unit: the published figure when the source publishes one in that unit
@@ -256,7 +258,14 @@ def _limit_text(profile: Profile, key: str, lab_unit: str | None) -> str:
     value, unit = next(
         ((v, u) for v, u in figures if _same_unit(analyte, u, canonical)), figures[0]
     )
-    converted = sig3(t.canonical / resolve_unit(analyte, lab_unit).factor)
+    exact = t.canonical / resolve_unit(analyte, lab_unit).factor
+    converted = sig3(exact)
+    # beside the value it is compared with, a limit never reads as equal to it ("3 ng/mL is
+    # below 3.00 ng/mL"): more figures until the two differ
+    digits = 4
+    while beside is not None and float(converted) == beside and exact != beside and digits < 8:
+        converted = f"{exact:.{digits}g}"
+        digits += 1
     return f"{converted} {lab_unit} ({published(value)} {unit_shown(unit, ascii_micro)})"
 
 
@@ -363,7 +372,12 @@ class _View:
         m = self.m.get(analyte)
         if f.limit_from_lab.get(name, False):
             return _lab_limit_text(analyte, m, float(f.limit[name])) + " (lab reference interval)"
-        return _limit_text(f.profile, key, m.unit if m is not None else None)
+        return _limit_text(
+            f.profile,
+            key,
+            m.unit if m is not None else None,
+            m.value if m is not None else None,
+        )
 
     def _text(self, key: str) -> str:
         if key in ANALYTES:

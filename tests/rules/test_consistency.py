@@ -194,7 +194,12 @@ def check_advice_is_current(result: Any, panel: dict[str, Any], ctx: dict[str, A
             if key == "coeliac":
                 if "coeliac_disease" in conditions:
                     out.append(f"{label} with coeliac disease recorded (principle 6)")
-                known = codes & {"MALABSORPTION_RISK", "DIETARY_RISK", "B12_RISK_MEDICATION", "IF_ANTIBODY_POSITIVE"}
+                known = codes & {"MALABSORPTION_RISK", "DIETARY_RISK", "B12_RISK_MEDICATION"}
+                # a positive IF antibody within 14 days of an injection counts for nothing but
+                # its own note (§5 IF_ANTIBODY_POSITIVE: it triggers no other rule)
+                if any(x.code == "IF_ANTIBODY_POSITIVE" and x.branch != "after_injection"
+                       for x in result.findings):
+                    known |= {"IF_ANTIBODY_POSITIVE"}
                 if known:
                     out.append(f"{label} with a cause recorded ({sorted(known)}; §5 B12_DEFICIENT)")
             if key == "if_antibody":
