@@ -571,21 +571,13 @@ def _suspect_limit(analyte: str) -> str:
 
 
 def _label(analyte: str) -> str:
-    """How a message names an analyte: ``MMA``, ``B12``, ``homocysteine``."""
-    return {
-        "b12": "B12",
-        "holotc": "holoTC",
-        "mma": "MMA",
-        "mcv": "MCV",
-        "hb": "Hb",
-        "rdw": "RDW",
-        "tsat": "TSAT",
-        "tibc": "TIBC",
-        "crp": "CRP",
-        "egfr": "eGFR",
-        "rbc_folate": "red-cell folate",
-        "if_antibody": "IF antibody",
-    }.get(analyte, analyte)
+    """How a message names an analyte mid-sentence: the analytes data's short name, lower-cased
+    unless it is an abbreviation (``MMA``, ``B12``, ``holoTC``, but ``homocysteine``)."""
+    short = ANALYTES[analyte].short
+    first = short.split(" ", 1)[0]
+    if len(first) <= 3 or any(c.isupper() or c.isdigit() for c in first[1:]):
+        return short  # an abbreviation: B12, Hb, MMA, holoTC, eGFR
+    return short[:1].lower() + short[1:]
 
 
 def _censored_decided(f: Facts, analyte: str) -> str:
