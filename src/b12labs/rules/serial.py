@@ -144,9 +144,9 @@ def _percent(x: float) -> str:
 
 
 def _change_pct(v: Any, analyte: str, key: str = "previous") -> float:
-    o = getattr(_detail(v), key)[analyte]
+    before = float(getattr(_detail(v), key)[analyte].value)
     cur = float(getattr(v.facts, analyte).value)
-    return (cur - o.value) / o.value * 100.0
+    return (cur - before) / before * 100.0
 
 
 def _start_text(v: Any) -> str:
