@@ -59,6 +59,12 @@ NICE_EXPECTED = {
     "crp_inflammation": (5, "mg/L"), "b12_injection_recent": (90, "days"),
     "if_antibody_false_positive": (14, "days"), "adult_age": (16, "years"),
     "risk_age": (65, "years"),
+    # RULES v2 §4 and §8: results over time
+    "b12_rcv": (23.4, "%"), "retest_b12": (56, "days"), "retest_folate": (21, "days"),
+    "retest_ferritin": (20, "days"), "hb_response": (10, "g/L"), "mcv_response": (5, "fL"),
+    "no_response_after": (56, "days"), "myoclonus_note_within": (28, "days"),
+    "history_window": (730, "days"), "review_due_within": (90, "days"),
+    "review_due_within_pregnant": (30, "days"),
 }
 
 

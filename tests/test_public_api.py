@@ -50,7 +50,8 @@ def test_error_tree() -> None:
 
 def test_rule_catalogue_is_listed() -> None:
     rules = b12labs.list_rules()
-    assert len(rules) == 47  # RULES v2: the 41 rules of v1 and six new ones (§9)
+    # RULES v2: the 41 rules of v1, six new ones (§9) and the ten of results over time (§8)
+    assert len(rules) == 57
     assert all(r["sources"] and r["title"] for r in rules)
 
 

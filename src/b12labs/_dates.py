@@ -18,7 +18,7 @@ import pandas as pd
 
 from .errors import InputFormatError
 
-__all__ = ["DATE_HELP", "parse_dates"]
+__all__ = ["DATE_HELP", "day_numbers", "parse_dates"]
 
 #: What the errors say is accepted.
 DATE_HELP = (
@@ -53,3 +53,12 @@ def parse_dates(
     reasons[future] = "a date in the future"
     parsed = parsed.where(~future)
     return parsed.reset_index(drop=True), reasons
+
+
+def day_numbers(timestamps: pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 UTC of UTC timestamps (NaN where NaT), as
+    :func:`b12labs._serial.day_number` counts them."""
+    values = timestamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    out = values.astype("int64").astype(float) / 86400e9
+    out[np.isnat(values)] = np.nan
+    return out

@@ -105,6 +105,28 @@ def _value_key(analyte: str, m: Measurement) -> tuple[object, ...]:
     return (round_sig(m.value * factor), m.comparator)
 
 
+#: values this close (relative) are one result reported at different precision or in
+#: another unit (250 pg/mL and 184.5 pmol/L)
+SAME_RESULT_TOLERANCE = 0.01
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    if a[0] == "q" or b[0] == "q":
+        return a == b
+    va, vb = a[0], b[0]
+    assert isinstance(va, float) and isinstance(vb, float)
+    return a[1] == b[1] and math.isclose(va, vb, rel_tol=SAME_RESULT_TOLERANCE)
+
+
+def _distinct(values: dict[tuple[object, ...], str]) -> dict[tuple[object, ...], str]:
+    """The values that are different results (near-equal ones collapsed into the first)."""
+    out: dict[tuple[object, ...], str] = {}
+    for key, reported in values.items():
+        if not any(_same(key, seen) for seen in out):
+            out[key] = reported
+    return out
+
+
 def _earlier(analyte: str, at: datetime, m: Measurement) -> Earlier:
     spec = ANALYTES[analyte]
     if spec.qualitative or m.value is None:
@@ -180,9 +202,10 @@ def serial_inputs(
         if current:
             m = measurements[analyte]
             with_current.setdefault(_value_key(analyte, m), m.reported or "")
-        if len(with_current) > 1:
+        distinct = _distinct(with_current)
+        if len(distinct) > 1:
             conflicted.add((analyte, at))
-            conflicts.append(Conflict(analyte, at, tuple(with_current.values()), current))
+            conflicts.append(Conflict(analyte, at, tuple(distinct.values()), current))
             if current:
                 voided.append(analyte)
     detail.conflicts = tuple(sorted(conflicts, key=lambda c: (c.at, c.analyte)))

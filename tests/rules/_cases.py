@@ -50,13 +50,20 @@ class Case:
     no_evidence: tuple[str, ...] = ()
     file: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: earlier results (docs/clinical-logic.md §8), passed as interpret(history=...)
+    history: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments interpret() takes for this case besides the profile."""
+        return {"history": list(self.history)} if self.history else {}
 
     @property
     def id(self) -> str:
         return f"{self.code}:{self.name}"
 
 
-_KEYS = {"name", "panel", "context", "profile", "fires", "severity", "status", "actions",
+_KEYS = {"name", "panel", "context", "history", "profile", "fires", "severity", "status", "actions",
          "no_actions", "codes", "no_codes", "evidence", "no_evidence"}
 
 
@@ -85,6 +92,7 @@ def load_cases(directory: Path = CASES_DIR) -> list[Case]:
                 evidence=tuple(raw.get("evidence") or ()),
                 no_evidence=tuple(raw.get("no_evidence") or ()),
                 file=path.name,
+                history=tuple(dict(h) for h in raw.get("history") or ()),
             ))
     return cases
 

@@ -166,7 +166,7 @@ def case_results() -> list[tuple[str, dict[str, Any], dict[str, Any], Any]]:
         out = []
         for c in _load_cases_tolerant():
             try:
-                r = run(c.panel, c.context, c.profile)
+                r = run(c.panel, c.context, c.profile, **c.kwargs)
             except B12LabsError:  # a case of an input error: no findings to check
                 continue
             out.append((c.id, c.panel, c.context, r))

@@ -53,7 +53,7 @@ def _cases_for(pid: str) -> list[Case]:
 def test_moving_a_threshold_by_10_percent_is_noticed(profile_id: str, key: str, factor: float) -> None:
     profile = _mutated(load_profile(profile_id), key, factor)
     for case in _cases_for(profile_id):
-        result = interpret(case.panel, case.context or None, profile=profile)
+        result = interpret(case.panel, case.context or None, profile=profile, **case.kwargs)
         if check(case, outcome_from_interpretation(result)):
             return
     pytest.fail(f"no case of {profile_id} notices {key} moved x{factor}: add cases around it")

@@ -23,7 +23,9 @@ BY_CODE = {r.code: r for r in CATALOGUE}
 def _all_findings() -> list[tuple[Any, Any]]:
     out = []
     for case in CASES:
-        result = interpret(case.panel, case.context or None, profile=case.profile or "nice-ng239-2024")
+        result = interpret(
+            case.panel, case.context or None, profile=case.profile or "nice-ng239-2024", **case.kwargs
+        )
         out.extend((case, f) for f in result.findings)
     return out
 

@@ -8,6 +8,7 @@ same rule definitions ``interpret()`` uses, evaluated with the numpy namespace.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ import pandas as pd
 from .. import _grammar as grammar
 from .._comment import check_comment_limit, reason_name, resolve_comment_limit
 from .._comment import comment as build_comment
-from .._dates import parse_dates
+from .._dates import day_numbers, parse_dates
+from .._serial import day_number
 from .._engine import BAND_KEYS, CMP_CODES, SEX_CODES, TREATMENT_CODES, VECTOR, RawInputs
 from .._evaluate import evaluate, severity_rank
 from .._version import __version__
@@ -767,6 +769,16 @@ def _context(
                 "date-treatment-order",
             )
             started = started & ~after
+        # results over time (docs/clinical-logic.md §8): the day numbers REVIEW_DUE and the
+        # myoclonus note compare, as interpret() computes them (b12labs._serial.day_number)
+        start_days = day_numbers(start)
+        start_days[~started] = np.nan
+        if "collected_at" in c:
+            now_days = day_numbers(parse_dates(df[c["collected_at"]], date_format)[0])
+            now_days[np.isnan(now_days)] = day_number(dt.datetime.now(dt.UTC))
+        else:
+            now_days = np.full(n, day_number(dt.datetime.now(dt.UTC)))
+        ctx["serial"] = {"now": now_days, "start": start_days}
     ctx["treatment_started"] = started
 
     ctx["conditions"] = {}
@@ -944,6 +956,7 @@ def prepare(
         medications=ctx["medications"],
         neurological=ctx["neurological"],
         any_symptom=ctx["any_symptom"],
+        serial=ctx.get("serial", {}),
     )
     messages, codes = errors.columns()
     return Prepared(raw=raw, values=values, errors=messages, n=n, error_codes=codes)

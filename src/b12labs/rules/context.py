@@ -380,8 +380,10 @@ def macrocytosis_alternative(v: Any) -> str:
     "neuropathy or glossitis with suspected pernicious anaemia, whatever the B12.",
     evidence=(("b12", "b12_deficient"), ("if_antibody", None), ("mcv", "mcv_marked")),
     actions=(
-        order("mma", when=lambda f, xp: xp.not_(f.mma.present)),
-        order("homocysteine", when=lambda f, xp: xp.not_(f.homocysteine.present)),
+        # not once deficiency is established (a deficient holoTC beside a falsely normal B12):
+        # confirmation is no longer needed (principle 6)
+        order("mma", when=lambda f, xp: xp.not_(f.mma.present | f.established)),
+        order("homocysteine", when=lambda f, xp: xp.not_(f.homocysteine.present | f.established)),
         order(
             "if_antibody",
             when=lambda f, xp: (

@@ -216,6 +216,43 @@ def _rcv(v: Any) -> tuple[float, str, str]:
 # the rules
 
 
+def _when(t: datetime) -> str:
+    """A collection time as printed: the date, with the time (UTC) when one was given."""
+    if (t.hour, t.minute, t.second) == (0, 0, 0):
+        return t.date().isoformat()
+    return t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _conflict_message(v: Any) -> str:
+    items = []
+    current = False
+    for c in _detail(v).conflicts:
+        n = "Two" if len(c.reported) == 2 else str(len(c.reported))
+        items.append(
+            f"{n} {_label(c.analyte)} results collected at {_when(c.at)} differ "
+            f"({'; '.join(c.reported)})"
+        )
+        current = current or c.current
+    tail = ", the current one included" if current else ""
+    return f"{'; '.join(items)}: neither is used{tail}; check which is correct."
+
+
+@rule(
+    "RESULT_CONFLICT",
+    area="serial",
+    severity=WARNING,
+    title="Two different results at the same time",
+    message=_conflict_message,
+    comment="two different results share a collection time: neither is used",
+    sources=("B12LABS-S8",),
+    why="Two results of one analyte collected at the same time cannot both be right; choosing "
+    "one could reassure wrongly, so neither is used.",
+    since=SINCE,
+)
+def result_conflict(f: Facts, xp: Any) -> X:
+    return f.conflict
+
+
 @message_field("retests")
 def retests(v: Any) -> str:
     f, d = v.facts, _detail(v)
@@ -592,43 +629,6 @@ def neuro_recovery_slower(f: Facts, xp: Any) -> X:
 )
 def previous_deficiency(f: Facts, xp: Any) -> X:
     return f.earlier_bad & f.b12_unlikely & xp.not_(f.treated | f.on_replacement)
-
-
-def _when(t: datetime) -> str:
-    """A collection time as printed: the date, with the time (UTC) when one was given."""
-    if (t.hour, t.minute, t.second) == (0, 0, 0):
-        return t.date().isoformat()
-    return t.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _conflict_message(v: Any) -> str:
-    items = []
-    current = False
-    for c in _detail(v).conflicts:
-        n = "Two" if len(c.reported) == 2 else str(len(c.reported))
-        items.append(
-            f"{n} {_label(c.analyte)} results collected at {_when(c.at)} differ "
-            f"({'; '.join(c.reported)})"
-        )
-        current = current or c.current
-    tail = ", the current one included" if current else ""
-    return f"{'; '.join(items)}: neither is used{tail}; check which is correct."
-
-
-@rule(
-    "RESULT_CONFLICT",
-    area="serial",
-    severity=WARNING,
-    title="Two different results at the same time",
-    message=_conflict_message,
-    comment="two different results share a collection time: neither is used",
-    sources=("B12LABS-S8",),
-    why="Two results of one analyte collected at the same time cannot both be right; choosing "
-    "one could reassure wrongly, so neither is used.",
-    since=SINCE,
-)
-def result_conflict(f: Facts, xp: Any) -> X:
-    return f.conflict
 
 
 __all__ = ["SERIAL_EVIDENCE", "derive_serial"]
