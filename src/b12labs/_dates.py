@@ -59,6 +59,6 @@ def day_numbers(timestamps: pd.Series) -> np.ndarray:
     """Days since 1970-01-01 UTC of UTC timestamps (NaN where NaT), as
     :func:`b12labs._serial.day_number` counts them."""
     values = timestamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
-    out = values.astype("int64").astype(float) / 86400e9
+    out: np.ndarray = values.astype("int64").astype(float) / 86400e9
     out[np.isnat(values)] = np.nan
     return out

@@ -118,10 +118,16 @@ def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     return a[1] == b[1] and math.isclose(va, vb, rel_tol=SAME_RESULT_TOLERANCE)
 
 
+def _order(key: tuple[object, ...]) -> tuple[float, str]:
+    """A value key's place in a stable order: numbers by value, words by text."""
+    first = key[0]
+    return (first, repr(key)) if isinstance(first, float) else (math.inf, repr(key))
+
+
 def _distinct(values: dict[tuple[object, ...], str]) -> dict[tuple[object, ...], str]:
     """The values that are different results (near-equal ones collapsed into the first)."""
     out: dict[tuple[object, ...], str] = {}
-    for key, reported in values.items():
+    for key, reported in sorted(values.items(), key=lambda kv: _order(kv[0])):
         if not any(_same(key, seen) for seen in out):
             out[key] = reported
     return out
@@ -155,8 +161,12 @@ def serial_inputs(
     profile: Profile,
     *,
     now: datetime | None = None,
+    current_times: Mapping[str, datetime] | None = None,
 ) -> tuple[dict[str, float], SerialDetail, tuple[str, ...]]:
     """The serial inputs of one panel, their detail, and the current analytes a conflict voids.
+
+    ``current_times`` gives the collection time of each current result where it differs from
+    the panel's ``collected_at`` (the long batch format: a panel's results span an episode).
 
     Raises :class:`~b12labs.errors.InvalidValueError` (``history-date-after-current``) for an
     entry collected after the current panel.
@@ -165,6 +175,7 @@ def serial_inputs(
     current_at = context.collected_at or now or datetime.now(UTC)
     now_day = day_number(current_at)
     detail = SerialDetail(now=current_at, now_given=given)
+    times = current_times or {}
     inputs: dict[str, float] = {"now": now_day}
     window = profile["history_window"]
     entries: list[HistoryEntry] = []
@@ -198,14 +209,17 @@ def serial_inputs(
     conflicted: set[tuple[str, datetime]] = set()
     for (analyte, at), values in by_time.items():
         with_current = dict(values)
-        current = given and at == current_at and analyte in measurements
+        own = times.get(analyte, current_at)
+        current = given and at == own and analyte in measurements
         if current:
             m = measurements[analyte]
             with_current.setdefault(_value_key(analyte, m), m.reported or "")
         distinct = _distinct(with_current)
         if len(distinct) > 1:
             conflicted.add((analyte, at))
-            conflicts.append(Conflict(analyte, at, tuple(distinct.values()), current))
+            # named in value order, so the message never depends on the order of the inputs
+            ordered = sorted(distinct.items(), key=lambda kv: _order(kv[0]))
+            conflicts.append(Conflict(analyte, at, tuple(r for _, r in ordered), current))
             if current:
                 voided.append(analyte)
     detail.conflicts = tuple(sorted(conflicts, key=lambda c: (c.at, c.analyte)))
@@ -222,7 +236,11 @@ def serial_inputs(
                 observations.append(_earlier(analyte, entry.collected_at, m))
     observations.sort(key=lambda o: o.day)
     for o in observations:
-        if o.comparable and o.at < current_at and o.analyte in COMPARED_ANALYTES:
+        if (
+            o.comparable
+            and o.at < times.get(o.analyte, current_at)
+            and o.analyte in COMPARED_ANALYTES
+        ):
             detail.previous[o.analyte] = o  # later ones overwrite: the newest wins
     for analyte, o in detail.previous.items():
         inputs[f"prev_{analyte}"] = o.value

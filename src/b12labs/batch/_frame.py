@@ -22,9 +22,9 @@ from .. import _grammar as grammar
 from .._comment import check_comment_limit, reason_name, resolve_comment_limit
 from .._comment import comment as build_comment
 from .._dates import day_numbers, parse_dates
-from .._serial import day_number
 from .._engine import BAND_KEYS, CMP_CODES, SEX_CODES, TREATMENT_CODES, VECTOR, RawInputs
 from .._evaluate import evaluate, severity_rank
+from .._serial import day_number
 from .._version import __version__
 from ..errors import B12LabsError, InputFormatError
 from ..models import PatientContext, parse_bool
@@ -933,6 +933,14 @@ def prepare(
                 "value-implausible",
             )
     ctx = _context(df, cmap, errors, date_format)
+    # results over time computed by the long format (b12labs.batch._serial): hidden columns
+    hidden = [c for c in df.columns if isinstance(c, str) and c.startswith(SERIAL_PREFIX)]
+    if hidden:
+        serial = dict(ctx.get("serial", {}))
+        serial.update(
+            {c[len(SERIAL_PREFIX) :]: df[c].to_numpy(dtype=float, na_value=np.nan) for c in hidden}
+        )
+        ctx["serial"] = serial
     raw = RawInputs(
         values={k: v for k, v in values.items() if k != "if_antibody"},
         cmp=cmp,
@@ -1202,6 +1210,10 @@ def _comment_parts(
                 if applied:
                     seen.setdefault(suggestion, None)
     return tuple(clauses), tuple(seen)
+
+
+#: prefix of the hidden columns that carry the long format's serial inputs into score_frame
+SERIAL_PREFIX = "__b12labs_serial_"
 
 
 def score_frame(

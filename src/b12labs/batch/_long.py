@@ -23,7 +23,8 @@ from ..panels import DEFAULT_WINDOW_DAYS, episode_ids
 from ..profiles import DEFAULT_PROFILE, Profile, load_profile
 from ..units import ANALYTES, resolve_unit, unit_hint
 from ._columns import CONTEXT_NAMES, AnalyteColumns, ColumnMap, norm
-from ._frame import _parse_numbers, _text, output_columns, score_frame
+from ._frame import SERIAL_PREFIX, _parse_numbers, _text, output_columns, score_frame
+from ._serial import serial_columns
 
 __all__ = ["LONG_COLUMNS", "LongScorer", "detect_long_columns", "score_long"]
 
@@ -73,6 +74,9 @@ _CONTEXT_FIELDS = (
     "nitrous_oxide_exposure",
     "b12_treatment",
     "days_since_b12_injection",
+    "b12_treatment_started",
+    "gestational_weeks",
+    "breastfeeding",
     "date_of_birth",
 )
 _TEST_TO_ANALYTE: dict[str, str] = {}
@@ -400,6 +404,13 @@ def _score_long_block(
             end.dt.strftime(date_format) if date_format else wide["episode_end"]
         ).astype("string")
         cmap.context["collected_at"] = "collected_at"
+    # results over time (docs/clinical-logic.md §8): each episode's history is the patient's
+    # earlier results (earlier episodes, and results its newest ones superseded)
+    serial, voided = serial_columns(good, newest, wide, roles, profile, decimal, date_format)
+    for key, rows in voided.items():
+        wide.loc[rows, key] = ""
+    for key, values in serial.items():
+        wide[SERIAL_PREFIX + key] = values
     wide = wide.reset_index(drop=True)
     scored = score_frame(
         wide,
@@ -411,6 +422,7 @@ def _score_long_block(
     )
     if "collected_at" in scored.columns and "date_of_birth" in cmap.context:
         scored = scored.drop(columns=["collected_at"])
+    scored = scored.drop(columns=[c for c in scored.columns if str(c).startswith(SERIAL_PREFIX)])
     return scored, reject_frame
 
 
