@@ -42,6 +42,7 @@ __all__ = [
     "StatusCode",
     "applied_key",
     "choose_limit",
+    "deficient_or_probable",
     "derive",
 ]
 
@@ -298,6 +299,11 @@ class RawInputs:
     medications: Mapping[str, X] = field(default_factory=dict)
     neurological: X = False
     any_symptom: X = False
+    #: results over time (docs/clinical-logic.md §8, b12labs._serial): day numbers and
+    #: earlier values by name (``prev_b12``, ``start``, ``bad_day``...); empty without history
+    serial: Mapping[str, X] = field(default_factory=dict)
+    #: what the serial messages show (scalar shape only): a b12labs._serial.SerialDetail
+    serial_detail: Any = None
 
 
 _NAN = math.nan
@@ -554,6 +560,30 @@ class Facts:
     tsat_derived: X
     under_age: X
     usable: X
+
+    # results over time (docs/clinical-logic.md §8), set by rules.serial.derive_serial
+    days_since_start: X
+    treatment_started_known: X
+    on_replacement: X
+    treated: X
+    retest: dict[str, X]
+    retest_any: X
+    b12_fall: X
+    b12_rise: X
+    base_anaemia: X
+    base_macrocytosis: X
+    base_mma_elevated: X
+    hb_responded: X
+    mcv_responded: X
+    haem_response: X
+    no_response_blood: X
+    no_response_mma: X
+    review_due: X
+    myoclonus_after_start: X
+    earlier_bad: X
+    earlier_neuro: X
+    conflict: X
+    conflict_current: X
 
 
 def _limit(f: Facts, xp: Any, name: str, base: X, lab: X) -> X:
@@ -840,6 +870,27 @@ def _egfr(f: Facts, raw: RawInputs, xp: Any) -> None:
     f.egfr = Measure(value, np.where(can, 0, raw.cmp.get("egfr", 0)), xp)
 
 
+def _probable(f: Facts) -> X:
+    """The "probable" evidence of docs/clinical-logic.md §6 step 4 (MMA, IF antibody, N2O)."""
+    no_mma = f.xp.not_(f.mma.present)
+    probable_mma = f.mma_elevated & f.xp.not_(f.renal)
+    probable_mma_renal = f.mma_marked & f.renal & f.xp.not_(f.kidney_failure)
+    probable_hcy = f.hcy_elevated & f.nitrous & no_mma
+    return probable_mma | probable_mma_renal | f.if_positive | probable_hcy
+
+
+def deficient_or_probable(f: Facts) -> X:
+    """1 where the status of §6 would be ``deficient``, 2 where ``probable``, else 0.
+
+    Reads the derived facts only (no rule), so an earlier result set can be judged without
+    evaluating the catalogue (docs/clinical-logic.md §8 ``PREVIOUS_DEFICIENCY``).
+    """
+    xp = f.xp
+    deficient = f.usable & f.cobalamin_deficient & xp.not_(f.discordant)
+    probable = f.usable & xp.not_(f.recent_treatment) & _probable(f)
+    return xp.select([deficient, probable], [1, 2], 0)
+
+
 def status(f: Facts) -> X:
     """Overall status of docs/clinical-logic.md §6 (first match wins), as a status code.
 
@@ -858,11 +909,13 @@ def status(f: Facts) -> X:
         | (fired["IRON_DEFICIENCY_MAY_MASK_B12"] & no_mma)
         | (fired["METABOLIC_EVIDENCE_NORMAL_B12"] & xp.not_(f.mma_elevated))
         | fired["AGE_OUT_OF_SCOPE"]
+        # results over time (§8): an earlier deficiency, or a result voided by a conflict
+        | fired["PREVIOUS_DEFICIENCY"]
+        | f.conflict_current
     )
     deficient = f.cobalamin_deficient & xp.not_(f.discordant)
     probable_mma = f.mma_elevated & xp.not_(f.renal)
     probable_mma_renal = f.mma_marked & f.renal & xp.not_(f.kidney_failure)
-    probable_hcy = f.hcy_elevated & f.nitrous & no_mma
     indeterminate = (
         ((f.b12_indeterminate | f.holotc_indeterminate | f.discordant) & no_mma)
         | f.mma_renal_caveat
@@ -877,7 +930,7 @@ def status(f: Facts) -> X:
             xp.not_(f.usable),
             deficient,
             f.recent_treatment,
-            probable_mma | probable_mma_renal | f.if_positive | probable_hcy,
+            _probable(f),
             indeterminate,
         ],
         [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,23 +25,28 @@ from ._engine import (
     applied_key,
 )
 from ._evaluate import evaluate
+from ._serial import serial_inputs
 from ._version import __version__
 from .models import (
     Action,
     Evidence,
     Finding,
+    HistoryEntry,
+    IgnoredInput,
     Interpretation,
     LabPanel,
     Measurement,
     PatientContext,
     Severity,
     Status,
+    parse_history,
     parse_panel,
     trusted_constructor,
 )
 from .profiles import DEFAULT_PROFILE, THRESHOLDS, Profile, load_profile
 from .rules import CATALOGUE, Rule
 from .rules._registry import FIELDS, ActionSpec
+from .rules.serial import SERIAL_EVIDENCE
 from .units import ANALYTES, convert, resolve_unit, round_sig
 from .vocabulary import NEUROLOGICAL_SYMPTOMS
 
@@ -53,6 +58,7 @@ _STATUSES = tuple(Status(name) for name in STATUS_NAMES)  # by status code
 _new_evidence = trusted_constructor(Evidence)
 _new_finding = trusted_constructor(Finding)
 _new_interpretation = trusted_constructor(Interpretation)
+_new_ignored = trusted_constructor(IgnoredInput)
 
 
 _NEUROLOGICAL = frozenset(NEUROLOGICAL_SYMPTOMS)
@@ -441,6 +447,8 @@ def _evidence(
 ) -> tuple[Evidence, ...]:
     """The evidence of a fired rule: one item per (analyte, limit) pair with a result."""
     if p.evidence_of is not None:
+        if p.evidence_of == "serial":
+            return SERIAL_EVIDENCE[p.code](view, used)
         if p.evidence_of == "censored":
             keys = [k for k, m in view.m.items() if m.comparator]
             censored = True
@@ -611,6 +619,7 @@ def interpret(
     profile: str | Path | Profile = DEFAULT_PROFILE,
     decimal: str = ".",
     comment_limit: int | None = None,
+    history: Sequence[Mapping[str, Any] | HistoryEntry] | None = None,
 ) -> Interpretation:
     """Interpret one patient's B12 work-up.
 
@@ -619,6 +628,11 @@ def interpret(
     docs/clinical-logic.md §3 fields. ``profile`` is a shipped profile id or a path to a local TOML profile.
     ``comment_limit`` caps the printed comment (characters; default the profile's
     ``comment_limit``, else 400; docs/clinical-logic.md §6.1).
+    ``history`` holds the patient's earlier results (docs/clinical-logic.md §8): each a
+    mapping of analytes with its ``collected_at`` and optionally the ``context`` of that time
+    (or a :class:`HistoryEntry`); the current panel's time is ``context["collected_at"]``
+    (else now). Earlier results change what the current one means (serial findings such as
+    ``B12_SIGNIFICANT_FALL``), never make it look safer.
     Returns an immutable :class:`Interpretation`; raises :class:`~b12labs.errors.InputError`
     subclasses for input it cannot use. Decision support, not a diagnosis.
     """
@@ -632,7 +646,24 @@ def interpret(
     ctx = PatientContext.parse(context)
     prof = load_profile(profile)
     limit = resolve_comment_limit(comment_limit, prof)
-    raw, used = panel_inputs(measurements, ctx, prof)
+    ignored: tuple[IgnoredInput, ...] = ()
+    entries = parse_history(history, decimal=decimal) if history else ()
+    if entries or ctx.b12_treatment_started is not None:
+        serial, detail, voided = serial_inputs(measurements, ctx, entries, prof)
+        if voided:
+            measurements = {k: m for k, m in measurements.items() if k not in voided}
+        ignored = tuple(
+            _new_ignored(
+                source=f"history[{i}]",
+                reason=f"collected more than {prof['history_window']:g} days before the "
+                "current panel: not compared",
+            )
+            for i in detail.ignored_old
+        )
+        raw, used = panel_inputs(measurements, ctx, prof)
+        raw.serial, raw.serial_detail = serial, detail
+    else:
+        raw, used = panel_inputs(measurements, ctx, prof)
     f = evaluate(raw, prof, SCALAR)
     if f.tsat_derived:
         used["tsat"] = f.tsat.value
@@ -687,6 +718,7 @@ def interpret(
         profile_version=prof.version,
         library_version=__version__,
         unrecognised_medications=ctx.unrecognised_medications if ctx.medications else (),
+        **({"ignored": ignored} if ignored else {}),
     )
 
 

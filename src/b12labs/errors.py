@@ -285,6 +285,29 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
         "Check b12_treatment_started and collected_at.",
     ),
     (
+        "history-entry-invalid",
+        "a history entry that is not an earlier panel",
+        "An entry of `history` (results over time, docs/clinical-logic.md §8) is not a mapping "
+        "of analytes with a `collected_at`, or names a key that is neither an analyte, "
+        "`collected_at` nor `context`.",
+        'Pass each earlier result as `{"collected_at": "2026-03-01", "b12": "250 ng/L", '
+        '"context": {...}}`.',
+    ),
+    (
+        "history-date-missing",
+        "a history entry without its collection date",
+        "An earlier result cannot be placed in time without `collected_at`, so it cannot be "
+        "compared with the current one.",
+        "Give each history entry its ISO 8601 `collected_at`.",
+    ),
+    (
+        "history-date-after-current",
+        "a history entry collected after the current panel",
+        "History holds earlier results; an entry dated after the current panel's "
+        "`collected_at` (or after the time of interpretation) is not earlier.",
+        "Check the dates, or interpret the newest panel with the others as its history.",
+    ),
+    (
         "input-type-invalid",
         "an input of the wrong type",
         "A panel, context or frame of a type the function does not take (e.g. "

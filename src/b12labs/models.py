@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
@@ -37,6 +37,7 @@ __all__ = [
     "Comparator",
     "Evidence",
     "Finding",
+    "HistoryEntry",
     "IgnoredInput",
     "Interpretation",
     "LabPanel",
@@ -692,6 +693,73 @@ def _read_date(value: object, field: str, *, with_time: bool) -> date | datetime
     return parsed
 
 
+class HistoryEntry(BaseModel):
+    """One earlier result set (docs/clinical-logic.md §8): analytes, when, and what was known then.
+
+    Parsed from a mapping of §2 analyte keys (values as in a panel), a required
+    ``collected_at`` (ISO 8601; a time without a zone is UTC) and an optional ``context`` of
+    §3 fields as they were at the time (treatment, symptoms). A value that would be an error in
+    a panel is an error here, named ``history[i].<key>``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    collected_at: datetime
+    results: dict[str, Measurement] = Field(default_factory=dict)
+    context: PatientContext | None = None
+
+    @classmethod
+    def parse(
+        cls, entry: Mapping[str, object] | HistoryEntry, *, index: int = 0, decimal: str = "."
+    ) -> HistoryEntry:
+        """Build an entry, raising b12labs errors located at ``history[index]``."""
+        if isinstance(entry, HistoryEntry):
+            return entry
+        where = f"history[{index}]"
+        if not isinstance(entry, Mapping):
+            raise InvalidValueError(
+                f"{ERROR_CODES['history-entry-invalid'].title}: a mapping, not "
+                f"{type(entry).__name__}",
+                code="history-entry-invalid",
+                analyte=where,
+            )
+        fields = dict(entry)
+        when = fields.pop("collected_at", None)
+        raw_context = fields.pop("context", None)
+        if when is None or grammar.is_missing(when):
+            raise InvalidValueError(code="history-date-missing", analyte=where)
+        try:
+            collected = _read_date(when, "collected_at", with_time=True)
+            context = None if raw_context is None else PatientContext.parse(raw_context)  # type: ignore[arg-type]
+            results = parse_panel(fields, decimal=decimal)
+        except UnknownAnalyteError as exc:
+            raise InvalidValueError(
+                code="history-entry-invalid",
+                analyte=f"{where}.{exc.analyte}",
+                accepted=f"collected_at, context, {exc.accepted}",
+            ) from None
+        except InputError as exc:
+            exc.analyte = f"{where}.{exc.analyte}" if exc.analyte else where
+            exc.args = (f"{where}.{exc.args[0]}" if exc.args else where,)
+            raise
+        assert isinstance(collected, datetime)
+        return cls.model_construct(None, collected_at=collected, results=results, context=context)
+
+
+def parse_history(history: object, *, decimal: str = ".") -> tuple[HistoryEntry, ...]:
+    """The entries of ``history`` (a sequence of mappings or :class:`HistoryEntry`)."""
+    if history is None:
+        return ()
+    if isinstance(history, (str, bytes, Mapping)) or not isinstance(history, Sequence):
+        raise InvalidValueError(
+            f"{ERROR_CODES['input-type-invalid'].title}: history must be a list of earlier "
+            f"panels, not {type(history).__name__}",
+            code="input-type-invalid",
+            analyte="history",
+        )
+    return tuple(HistoryEntry.parse(e, index=i, decimal=decimal) for i, e in enumerate(history))
+
+
 class Severity(StrEnum):
     """Finding severity, ordered ``info`` < ``warning`` < ``critical``."""
 
@@ -783,6 +851,15 @@ class Evidence(_Out):
         default=False, description="the lab's own reference interval replaced the profile limit"
     )
     note: str | None = None
+    #: results over time (docs/clinical-logic.md §8): when this value was collected, and for
+    #: the current value of a serial comparison the change from the earlier one
+    collected_at: str | None = Field(default=None, description="ISO 8601 collection time")
+    change: float | None = Field(
+        default=None, description="change from the earlier value, in `unit`"
+    )
+    change_percent: float | None = Field(
+        default=None, description="change from the earlier value, %"
+    )
 
 
 class Action(_Out):

@@ -103,12 +103,31 @@ THRESHOLDS: dict[str, ThresholdSpec] = {
     ),
     "adult_age": ThresholdSpec("years", "profiles apply from this age"),
     "risk_age": ThresholdSpec("years", "age counted as a risk factor for B12 testing"),
+    # results over time (docs/clinical-logic.md §8)
+    "b12_rcv": ThresholdSpec("percent", "B12 reference change value (two-sided 95 %)"),
+    "retest_b12": ThresholdSpec(
+        "days", "B12 minimum retest interval (a repeat within is too soon)"
+    ),
+    "retest_folate": ThresholdSpec("days", "folate minimum retest interval"),
+    "retest_ferritin": ThresholdSpec("days", "ferritin minimum retest interval"),
+    "hb_response": ThresholdSpec("hb", "haematological response: Hb risen by at least"),
+    "mcv_response": ThresholdSpec("mcv", "haematological response: MCV fallen by at least"),
+    "no_response_after": ThresholdSpec("days", "no response to treatment judged from (days)"),
+    "myoclonus_note_within": ThresholdSpec(
+        "days", "myoclonus may intensify within (days of starting treatment)"
+    ),
+    "history_window": ThresholdSpec("days", "earlier results older than this are ignored"),
+    "review_due_within": ThresholdSpec("days", "NICE review due about (days after starting)"),
+    "review_due_within_pregnant": ThresholdSpec(
+        "days", "NICE review due about (days after starting; pregnant or breastfeeding)"
+    ),
 }
 
 _PLAIN_UNITS = {
     "years": ("years", "year", "a", "y"),
     "days": ("days", "day", "d"),
     "weeks": ("weeks", "week", "wk"),
+    "percent": ("%",),
 }
 
 

@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (importing registers the rules)
     metabolites,
     neurology,
     quality,
+    serial,
 )
 from ._registry import CATALOGUE, SOURCES, TESTS, ActionSpec, Rule
 
@@ -31,6 +32,7 @@ AREA_ORDER = (
     "neurology",
     "scope",
     "quality",
+    "serial",
 )
 CATALOGUE.sort(
     key=lambda r: AREA_ORDER.index(r.area)

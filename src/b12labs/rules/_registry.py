@@ -80,6 +80,10 @@ SOURCES: dict[str, str] = {
     "MAYO-IFBA": "Mayo Clinic Laboratories IFBA: a B12 injection within 2 weeks can give a false-positive intrinsic-factor antibody result",
     "LABCORP-BIOTIN": "Labcorp biotin interference notice: stop high-dose biotin at least 72 hours before streptavidin-based immunoassays",
     "SAVAGE1994": "Savage DG et al. Sensitivity of serum methylmalonic acid and total homocysteine determinations for diagnosing cobalamin and folate deficiencies. Am J Med 1994;96:239-246",
+    "COKLUK2021": "Cokluk E et al. Biological variation and reference change value of vitamin B12. Clin Lab 2021 (doi 10.7754/Clin.Lab.2021.210102): RCV 23.4 %",
+    "LEEDS-RETEST": "Leeds Teaching Hospitals minimum retest intervals: B12 > 56 days, folate > 21 days, ferritin > 20 days",
+    "IOM-DRI": "Institute of Medicine Dietary Reference Intakes (1998), vitamin B12: reticulocyte response within 48 h, peak at 5-8 days after treatment",
+    "B12LABS-S8": "b12labs clinical specification §8 (docs/clinical-logic.md): two results of one analyte at one collection time are a conflict and neither is used",
     "S000": "S000: The role of vitamin B12 in nerve function (source document)",
     "S001": "S001: The connection between vitamin B12 and back pain (source document)",
     "S002": "S002: Can low B12 cause joint stiffness? (source document)",
@@ -338,8 +342,10 @@ def rule(
             raise ValueError(
                 f"rule code {code} was retired in v{retired_in} ({reason}): use a new code"
             )
-        if evidence_of not in (None, "censored", "implausible", "suspect"):
-            raise ValueError(f"{code}: evidence_of must be 'censored', 'implausible' or 'suspect'")
+        if evidence_of not in (None, "censored", "implausible", "suspect", "serial"):
+            raise ValueError(
+                f"{code}: evidence_of must be 'censored', 'implausible', 'suspect' or 'serial'"
+            )
         names = [b.name for b in branches]
         if len(set(names)) != len(names):
             raise ValueError(f"{code}: branch names repeat: {names}")

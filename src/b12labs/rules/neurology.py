@@ -213,6 +213,17 @@ def anti_tnf_demyelination(f: Facts, xp: Any) -> X:
     return f.med("anti_tnf") & f.neuro
 
 
+def _myoclonus_after_start(v: Any) -> str:
+    d = v.facts.raw.serial_detail
+    start = d.start.isoformat() if d is not None and d.start is not None else "recently"
+    days = int(v.facts.days_since_start)
+    return (
+        f"Myoclonus is recorded and B12 treatment started on {start}, {days} day"
+        f"{'s' if days != 1 else ''} before this result: jerks may briefly intensify after "
+        "treatment starts."
+    )
+
+
 @rule(
     "MYOCLONUS_TREATMENT_NOTE",
     area="neurology",
@@ -223,9 +234,20 @@ def anti_tnf_demyelination(f: Facts, xp: Any) -> X:
     sources=("S004",),
     why="Transient worsening of myoclonus after starting B12 is described (S004).",
     after_status=True,
+    uses=("myoclonus_note_within",),
+    branches=(
+        branch("after_treatment", lambda f, xp: f.myoclonus_after_start, _myoclonus_after_start),
+        branch(
+            "deficiency",
+            lambda f, xp: (f.status == StatusCode.DEFICIENT) | (f.status == StatusCode.PROBABLE),
+            "Myoclonus is recorded with a result consistent with deficiency: jerks may briefly "
+            "intensify after treatment starts.",
+        ),
+    ),
     example={"panel": {"b12": "120 pg/mL"}, "context": {"symptoms": ["myoclonus"]}},
 )
 def myoclonus_treatment_note(f: Facts, xp: Any) -> X:
-    return f.sym("myoclonus") & (
-        (f.status == StatusCode.DEFICIENT) | (f.status == StatusCode.PROBABLE)
+    return f.myoclonus_after_start | (
+        f.sym("myoclonus")
+        & ((f.status == StatusCode.DEFICIENT) | (f.status == StatusCode.PROBABLE))
     )

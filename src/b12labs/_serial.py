@@ -1,0 +1,270 @@
+"""Results over time (docs/clinical-logic.md §8): earlier results as the engine's serial inputs.
+
+:func:`serial_inputs` turns one patient's history (earlier result sets, each with its
+``collected_at`` and optionally the context of that time) into the flat, numeric inputs the
+serial rules read in either shape (``RawInputs.serial``), plus what their messages need
+(:class:`SerialDetail`, the scalar shape only). The batch long format builds the same inputs
+as arrays from a patient's earlier episodes (``b12labs.batch._long``).
+
+Decisions made here, in one place:
+
+- a result more than ``history_window`` days (730) older than the current panel is ignored;
+- two results of one analyte with the same ``collected_at`` and different values are a
+  conflict: neither is used (the current one included), and ``RESULT_CONFLICT`` names both;
+  the same value reported twice (in any unit) is one result;
+- only an uncensored, plausible earlier value is compared for a change ("comparable");
+- the treatment start is the current context's ``b12_treatment_started``, else the latest
+  one recorded in an earlier entry's context;
+- an earlier result set counts as deficient or probable by the status logic of §6 (the
+  current patient's age and sex; the conditions of the current context unless the entry
+  gives its own context), a censored value that decided the deficient band included.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from .errors import InvalidValueError
+from .models import HistoryEntry, Measurement, PatientContext
+from .profiles import Profile
+from .units import ANALYTES, resolve_unit, round_sig
+from .vocabulary import NEUROLOGICAL_SYMPTOMS
+
+__all__ = [
+    "COMPARED_ANALYTES",
+    "RETEST_ANALYTES",
+    "SerialDetail",
+    "day_number",
+    "serial_inputs",
+]
+
+#: analytes whose earlier values the serial rules compare (docs/clinical-logic.md §8)
+COMPARED_ANALYTES: tuple[str, ...] = ("b12", "holotc", "folate", "ferritin", "hb", "mcv", "mma")
+#: analytes with a minimum retest interval (profile ``retest_<analyte>``)
+RETEST_ANALYTES: tuple[str, ...] = ("b12", "folate", "ferritin")
+#: the earlier values a response to treatment is judged against (the last before the start)
+BASELINE_ANALYTES: tuple[str, ...] = ("hb", "mcv", "mma")
+
+_SECONDS_PER_DAY = 86400.0
+_NEUROLOGICAL = frozenset(NEUROLOGICAL_SYMPTOMS)
+
+
+def day_number(t: datetime | date) -> float:
+    """Days since 1970-01-01 UTC (fractional for a time), the unit every §8 interval uses."""
+    if not isinstance(t, datetime):
+        t = datetime(t.year, t.month, t.day, tzinfo=UTC)
+    return t.timestamp() / _SECONDS_PER_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """One earlier result of one analyte."""
+
+    analyte: str
+    at: datetime
+    day: float
+    measurement: Measurement
+    value: float  # canonical; NaN for a qualitative result
+    comparable: bool  # uncensored and plausible: may be compared for a change
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """Two (or more) results of one analyte at one time with different values."""
+
+    analyte: str
+    at: datetime
+    reported: tuple[str, ...]
+    current: bool  # one of them is the current panel's
+
+
+@dataclass
+class SerialDetail:
+    """What the serial messages and evidence show (scalar shape only)."""
+
+    now: datetime
+    now_given: bool
+    previous: dict[str, Earlier] = field(default_factory=dict)
+    baseline: dict[str, Earlier] = field(default_factory=dict)
+    start: date | None = None
+    start_from_history: bool = False
+    earlier_bad: tuple[datetime, str] | None = None  # (collected_at, "deficient"/"probable")
+    conflicts: tuple[Conflict, ...] = ()
+    ignored_old: list[int] = field(default_factory=list)
+
+
+def _value_key(analyte: str, m: Measurement) -> tuple[object, ...]:
+    """What makes two results the same result: the canonical value and comparator."""
+    if ANALYTES[analyte].qualitative:
+        return ("q", m.qualitative)
+    assert m.value is not None
+    factor = resolve_unit(analyte, m.unit).factor if m.unit else 1.0
+    return (round_sig(m.value * factor), m.comparator)
+
+
+def _earlier(analyte: str, at: datetime, m: Measurement) -> Earlier:
+    spec = ANALYTES[analyte]
+    if spec.qualitative or m.value is None:
+        return Earlier(analyte, at, day_number(at), m, math.nan, False)
+    factor = resolve_unit(analyte, m.unit).factor if m.unit else 1.0
+    value = m.value if factor == 1.0 else round_sig(m.value * factor)
+    plausible = not spec.plausible or spec.plausible[0] <= value <= spec.plausible[1]
+    return Earlier(analyte, at, day_number(at), m, value, plausible and not m.comparator)
+
+
+def _entry_context(entry: HistoryEntry, current: PatientContext) -> PatientContext:
+    """The context an earlier result set is banded with: its own (or the current conditions),
+    with the current patient's age and sex (docs/clinical-logic.md §8)."""
+    update = {"age": current.age, "sex": current.sex}
+    if entry.context is None:
+        return PatientContext.model_construct(
+            None, conditions=current.conditions, age=current.age, sex=current.sex
+        )
+    return entry.context.model_copy(update=update)
+
+
+def serial_inputs(
+    measurements: Mapping[str, Measurement],
+    context: PatientContext,
+    history: Sequence[HistoryEntry],
+    profile: Profile,
+    *,
+    now: datetime | None = None,
+) -> tuple[dict[str, float], SerialDetail, tuple[str, ...]]:
+    """The serial inputs of one panel, their detail, and the current analytes a conflict voids.
+
+    Raises :class:`~b12labs.errors.InvalidValueError` (``history-date-after-current``) for an
+    entry collected after the current panel.
+    """
+    given = context.collected_at is not None
+    current_at = context.collected_at or now or datetime.now(UTC)
+    now_day = day_number(current_at)
+    detail = SerialDetail(now=current_at, now_given=given)
+    inputs: dict[str, float] = {"now": now_day}
+    window = profile["history_window"]
+    entries: list[HistoryEntry] = []
+    for i, entry in enumerate(history):
+        if entry.collected_at > current_at:
+            raise InvalidValueError(
+                code="history-date-after-current",
+                analyte=f"history[{i}].collected_at",
+                reported=entry.collected_at.isoformat(),
+            )
+        if now_day - day_number(entry.collected_at) > window:
+            detail.ignored_old.append(i)
+            continue
+        entries.append(entry)
+    if not entries:
+        start = context.b12_treatment_started
+        if start is not None:
+            detail.start = start
+            inputs["start"] = day_number(start)
+        return inputs, detail, ()
+
+    # every result at each (analyte, time), the current panel's included when its time is known
+    by_time: dict[tuple[str, datetime], dict[tuple[object, ...], str]] = {}
+    for entry in entries:
+        for analyte, m in entry.results.items():
+            by_time.setdefault((analyte, entry.collected_at), {})[_value_key(analyte, m)] = (
+                m.reported or ""
+            )
+    voided: list[str] = []
+    conflicts: list[Conflict] = []
+    conflicted: set[tuple[str, datetime]] = set()
+    for (analyte, at), values in by_time.items():
+        with_current = dict(values)
+        current = given and at == current_at and analyte in measurements
+        if current:
+            m = measurements[analyte]
+            with_current.setdefault(_value_key(analyte, m), m.reported or "")
+        if len(with_current) > 1:
+            conflicted.add((analyte, at))
+            conflicts.append(Conflict(analyte, at, tuple(with_current.values()), current))
+            if current:
+                voided.append(analyte)
+    detail.conflicts = tuple(sorted(conflicts, key=lambda c: (c.at, c.analyte)))
+    if conflicts:
+        inputs["conflict"] = 1.0
+    if voided:
+        inputs["conflict_current"] = 1.0
+
+    # the newest comparable earlier value of each analyte (strictly before the current panel)
+    observations: list[Earlier] = []
+    for entry in entries:
+        for analyte, m in entry.results.items():
+            if (analyte, entry.collected_at) not in conflicted:
+                observations.append(_earlier(analyte, entry.collected_at, m))
+    observations.sort(key=lambda o: o.day)
+    for o in observations:
+        if o.comparable and o.at < current_at and o.analyte in COMPARED_ANALYTES:
+            detail.previous[o.analyte] = o  # later ones overwrite: the newest wins
+    for analyte, o in detail.previous.items():
+        inputs[f"prev_{analyte}"] = o.value
+        inputs[f"prev_{analyte}_day"] = o.day
+
+    # treatment start: the current context's, else the latest an earlier context recorded
+    start = context.b12_treatment_started
+    if start is None:
+        recorded = [
+            e.context.b12_treatment_started
+            for e in entries
+            if e.context is not None and e.context.b12_treatment_started is not None
+        ]
+        if recorded:
+            start = max(recorded)
+            detail.start_from_history = True
+    if start is not None:
+        detail.start = start
+        inputs["start"] = start_day = day_number(start)
+        for o in observations:
+            # a result on the day treatment started counts as before it (taken to decide)
+            if o.comparable and o.analyte in BASELINE_ANALYTES and o.day < start_day + 1:
+                detail.baseline[o.analyte] = o
+        for analyte, o in detail.baseline.items():
+            inputs[f"base_{analyte}"] = o.value
+            inputs[f"base_{analyte}_day"] = o.day
+
+    # an earlier neurological symptom (for NEURO_RECOVERY_SLOWER)
+    if any(
+        e.context is not None and not _NEUROLOGICAL.isdisjoint(e.context.symptoms) for e in entries
+    ):
+        inputs["earlier_neuro"] = 1.0
+
+    # the newest earlier result set that was deficient or probable (read only when the current
+    # B12 or holoTC could make PREVIOUS_DEFICIENCY or B12_ON_REPLACEMENT fire)
+    if "b12" in measurements or "holotc" in measurements:
+        bad = _newest_bad(entries, conflicted, context, profile, current_at)
+        if bad is not None:
+            detail.earlier_bad = bad
+            inputs["bad_day"] = day_number(bad[0])
+    return inputs, detail, tuple(voided)
+
+
+_STATUS_MARKERS = frozenset({"b12", "holotc", "mma", "homocysteine", "if_antibody"})
+
+
+def _newest_bad(
+    entries: Sequence[HistoryEntry],
+    conflicted: set[tuple[str, datetime]],
+    context: PatientContext,
+    profile: Profile,
+    current_at: datetime,
+) -> tuple[datetime, str] | None:
+    # imported here: _interpret imports this module
+    from ._engine import SCALAR, deficient_or_probable, derive
+    from ._interpret import panel_inputs
+
+    for entry in sorted(entries, key=lambda e: e.collected_at, reverse=True):
+        if entry.collected_at >= current_at or _STATUS_MARKERS.isdisjoint(entry.results):
+            continue
+        results = {
+            k: m for k, m in entry.results.items() if (k, entry.collected_at) not in conflicted
+        }
+        raw, _ = panel_inputs(results, _entry_context(entry, context), profile)
+        code = deficient_or_probable(derive(raw, profile, SCALAR))
+        if code:
+            return entry.collected_at, ("deficient" if code == 1 else "probable")
+    return None
