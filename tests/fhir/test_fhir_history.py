@@ -138,3 +138,48 @@ def test_the_same_result_in_two_units_is_used_once() -> None:
 def test_history_days_must_be_positive() -> None:
     with pytest.raises(InvalidValueError):
         interpret_fhir(fall(), history_days=0)
+
+
+# ---------------------------------------------------------------- through the serial core
+def test_a_fall_beyond_the_rcv_is_found_with_both_dates() -> None:
+    got = interpret_fhir(bundle(fall()))
+    [finding] = [f for f in got.findings if f.code == "B12_SIGNIFICANT_FALL"]
+    assert finding.severity.value == "warning"  # 248 pmol/L is in the indeterminate band
+    assert "2026-03-01" in finding.message and "38 %" in finding.message
+    dates = {e.collected_at[:10] for e in finding.evidence if e.collected_at}
+    assert dates == {"2026-03-01", "2026-09-01"}
+    assert "B12_SIGNIFICANT_RISE" not in got.codes
+
+
+def test_an_earlier_result_older_than_730_days_is_not_compared() -> None:
+    resources = fall()
+    resources[1]["effectiveDateTime"] = "2024-08-31T08:00:00Z"  # 731 days before
+    got = interpret_fhir(bundle(resources))
+    assert "B12_SIGNIFICANT_FALL" not in got.codes
+    assert "Observation/b12-march" in {i.source for i in got.ignored}
+    # 729 days before is compared
+    resources[1]["effectiveDateTime"] = "2024-09-02T08:00:00Z"
+    assert "B12_SIGNIFICANT_FALL" in interpret_fhir(bundle(resources)).codes
+
+
+def test_a_result_conflict_gives_the_same_verdict_in_either_order() -> None:
+    first, second = (interpret_fhir(bundle(conflict(order))) for order in (0, 1))
+    assert "RESULT_CONFLICT" in first.codes
+    assert (first.status, first.codes) == (second.status, second.codes)
+    assert first.findings == second.findings
+    assert "b12" not in first.values  # neither value is used
+    [finding] = [f for f in first.findings if f.code == "RESULT_CONFLICT"]
+    assert "150" in finding.message and "400" in finding.message  # names both
+
+
+def test_a_conflict_in_an_earlier_result_is_reported_and_not_compared() -> None:
+    resources = [*fall(), observation(B12, value=150, unit="pmol/L", when=EARLIER, rid="b12-x")]
+    got = interpret_fhir(bundle(resources))
+    assert "RESULT_CONFLICT" in got.codes and "B12_SIGNIFICANT_FALL" not in got.codes
+    assert got.values["b12"] == 248  # the current result is not in conflict
+
+
+def test_the_same_earlier_result_in_two_units_is_not_a_repeat() -> None:
+    twin = observation(B12, value=542, unit="pg/mL", when=EARLIER, rid="b12-march-mass")
+    got = interpret_fhir(bundle([*fall(), twin]))
+    assert "RESULT_CONFLICT" not in got.codes and "B12_SIGNIFICANT_FALL" in got.codes

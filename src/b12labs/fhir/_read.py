@@ -30,7 +30,8 @@ result's time (not set for a time in the future). Every earlier result - of earl
 and those the newest value superseded - is *history*: one entry per distinct specimen time
 with the analytes measured then, for the core's serial rules. What was known then (treatment,
 symptoms) is not reconstructed, so history entries carry no ``context``. Results more than
-``history_days`` (730) before the newest are not passed on (the core would ignore them).
+``history_days`` (the profile's ``history_window``, 730 days) before the newest are not passed
+on (the core would ignore them).
 
 Resources that refer to more than one patient are refused (InvalidValueError).
 
@@ -60,7 +61,7 @@ from .._grammar import COMPARATORS, MAX_MAGNITUDE
 from ..errors import B12LabsError, InputError, InvalidValueError, error_title
 from ..models import IgnoredInput, Interpretation, Measurement, parse_measurement
 from ..panels import DEFAULT_WINDOW_DAYS, assemble
-from ..profiles import DEFAULT_PROFILE, Profile
+from ..profiles import DEFAULT_PROFILE, Profile, load_profile
 from ..units import ANALYTES, convert
 from ..vocabulary import normalise_condition, normalise_symptom
 from ._common import (
@@ -87,7 +88,8 @@ __all__ = ["CONFLICT_REASON", "HISTORY_DAYS", "ObservationResult", "interpret_fh
 #: Start of the ``ignored`` reason of results that conflict with another (see the docstring).
 CONFLICT_REASON = "result conflict"
 #: Earlier results more than this many days before the newest are not passed on as history
-#: (docs/clinical-logic.md §8: the core ignores them too).
+#: (docs/clinical-logic.md §8: the core ignores them too); the shipped profiles'
+#: ``history_window``, the default of :func:`interpret_fhir`.
 HISTORY_DAYS = 730
 
 #: SNOMED CT qualifier values for a qualitative result (IF antibody).
@@ -912,7 +914,7 @@ def interpret_fhir(
     *,
     profile: str | Path | Profile = DEFAULT_PROFILE,
     window_days: float = DEFAULT_WINDOW_DAYS,
-    history_days: float = HISTORY_DAYS,
+    history_days: float | None = None,
 ) -> Interpretation:
     """Interpret one patient's FHIR R4 resources (a Bundle, or a list of resources).
 
@@ -920,16 +922,19 @@ def interpret_fhir(
     prefetch objects are unpacked. The newest value of each analyte in the newest episode
     (results within ``window_days`` of its first result, by the shared
     :func:`b12labs.panels.assemble`) is the current panel; every earlier result within
-    ``history_days`` of the newest is its history (docs/clinical-logic.md §8). Both go to
+    ``history_days`` of the newest (default: the profile's ``history_window``, 730 days in the
+    shipped profiles) is its history (docs/clinical-logic.md §8). Both go to
     :func:`b12labs.interpret` under ``profile``. Every input not used is listed in
     ``Interpretation.ignored`` with the reason. Raises
     :class:`~b12labs.errors.InvalidValueError` only for input that is not FHIR at all or that
     mixes patients. Decision support, not a diagnosis.
     """
+    prof = load_profile(profile)
+    if history_days is None:
+        history_days = float(prof["history_window"])
     inputs, ignored = _read(resources, window_days=window_days, history_days=history_days)
-    extra: dict[str, Any] = {"history": inputs.history} if inputs.history else {}
-    interpretation = interpret(inputs.panel, inputs.context, profile=profile, **extra)
-    return interpretation.model_copy(update={"ignored": ignored})
+    interpretation = interpret(inputs.panel, inputs.context, profile=prof, history=inputs.history)
+    return interpretation.model_copy(update={"ignored": (*ignored, *interpretation.ignored)})
 
 
 def _read(
