@@ -183,3 +183,12 @@ def test_the_same_earlier_result_in_two_units_is_not_a_repeat() -> None:
     twin = observation(B12, value=542, unit="pg/mL", when=EARLIER, rid="b12-march-mass")
     got = interpret_fhir(bundle([*fall(), twin]))
     assert "RESULT_CONFLICT" not in got.codes and "B12_SIGNIFICANT_FALL" in got.codes
+
+
+def test_a_result_dated_in_the_future_is_not_used_and_fails_nothing() -> None:
+    resources = fall()
+    resources[1]["effectiveDateTime"] = "2099-03-01T08:00:00Z"
+    got = interpret_fhir(bundle(resources))
+    assert got.values["b12"] == 248 and "B12_SIGNIFICANT_FALL" not in got.codes
+    [item] = [i for i in got.ignored if i.source == "Observation/b12-march"]
+    assert item.code == "date-future" and "future" in item.reason

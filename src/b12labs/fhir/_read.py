@@ -26,7 +26,7 @@ What is read (docs/clinical-logic.md §2–§3; the code maps are ``reference_ra
 Results over time (docs/clinical-logic.md §8): the results are grouped into episodes by the
 shared panel-assembly function (:func:`b12labs.panels.assemble`); the newest value of each
 analyte in the newest episode is the *current* panel, whose ``collected_at`` is the newest
-result's time (not set for a time in the future). Every earlier result - of earlier episodes,
+result's time; a result dated more than a day in the future is not used. Every earlier result - of earlier episodes,
 and those the newest value superseded - is *history*: one entry per distinct specimen time
 with the analytes measured then, for the core's serial rules. What was known then (treatment,
 symptoms) is not reconstructed, so history entries carry no ``context``. Results more than
@@ -111,6 +111,8 @@ _CLINICAL_CURRENT = {"active", "recurrence", "relapse"}
 _CLINICAL_NOT_CURRENT = {"inactive", "remission", "resolved"}
 _VERIFICATION_EXCLUDED = {"refuted", "entered-in-error"}
 _SEX = {"male": "male", "female": "female", "other": "other", "unknown": "unknown"}
+#: A specimen time later than now by more than this is refused (the slack of interpret()).
+_FUTURE_SLACK = dt.timedelta(days=1)
 #: A pregnancy statement older than the longest pregnancy (42 weeks) is no longer current.
 _PREGNANCY_MAX_DAYS = 42 * 7
 _USED_TYPES = {
@@ -600,6 +602,9 @@ class _Reader:
             when = when or parse_fhir_datetime(r.get("issued")) or self.report_dates.get(id(r))
             if when is None:
                 raise _Unusable("no effective date or issued time: cannot be placed in an episode")
+            if when > dt.datetime.now(dt.UTC) + _FUTURE_SLACK:
+                # refused as interpret() refuses such a collected_at, but for this result only
+                raise _Unusable(f"specimen time: {error_title('date-future')}", "date-future")
             self.subject(r)
             self.results.append((analyte, when, (m, e.label)))
             return
@@ -868,7 +873,7 @@ class _Reader:
                     entries.append({"collected_at": when})
                 entries[i][analyte] = m
         context = self.context(reference)
-        if episodes and reference <= dt.datetime.now(dt.UTC):
+        if episodes:
             context["collected_at"] = reference
         history = [e for when in sorted(at_time) for e in at_time[when]]
         return _Inputs(panel, context, history)
