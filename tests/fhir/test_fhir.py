@@ -18,6 +18,7 @@ from fhir.resources.R4B.bundle import Bundle
 from b12labs import Measurement, interpret
 from b12labs.errors import InvalidValueError, MissingExtraError
 from b12labs.fhir import RULE_SYSTEM, interpret_fhir, to_fhir
+from b12labs.fhir._read import _read
 from b12labs.models import Interpretation
 from tests._paths import EXTERNAL
 
@@ -179,19 +180,22 @@ def test_cds_hooks_prefetch_object() -> None:
 
 
 # ---------------------------------------------------------------- episodes
-def test_old_results_outside_the_window_are_excluded_and_listed() -> None:
+def test_results_before_the_newest_episode_are_history_not_the_current_panel() -> None:
     old_b12 = observation("2132-9", value=120, unit="pg/mL", when="2023-01-10T08:00:00Z", rid="old-b12")
     old_folate = observation("2284-8", value=2.0, unit="ng/mL", when="2023-01-10T08:00:00Z", rid="old-fol")
     older_in_episode = observation("2132-9", value=140, unit="pg/mL", when="2024-04-20T08:00:00Z",
                                    rid="b12-earlier")
-    got = interpret_fhir([*workup(), old_b12, old_folate, older_in_episode])
-    want = interpret_fhir(workup())
-    assert got.findings == want.findings
-    assert "folate" not in got.values
-    reasons = ignored_reasons(got)
-    assert "newest episode" in reasons["Observation/old-b12"]
-    assert "newest episode" in reasons["Observation/old-fol"]
-    assert "superseded" in reasons["Observation/b12-earlier"]
+    inputs, ignored = _read([*workup(), old_b12, old_folate, older_in_episode],
+                            window_days=90, history_days=730)
+    want, _ = _read(workup(), window_days=90, history_days=730)
+    assert inputs.panel == want.panel and "folate" not in inputs.panel
+    # neither dropped: the earlier results are the history, one entry per specimen time
+    assert [sorted(k for k in e if k != "collected_at") for e in inputs.history] == [
+        ["b12", "folate"], ["b12"]]
+    assert [e["collected_at"].date().isoformat() for e in inputs.history] == [
+        "2023-01-10", "2024-04-20"]
+    assert not {"Observation/old-b12", "Observation/old-fol", "Observation/b12-earlier"} & {
+        i.source for i in ignored}
 
 
 def test_window_days_changes_the_episode() -> None:

@@ -149,6 +149,9 @@ def test_discovery(client: Client, keys: tuple[Any, Any]) -> None:
         for spec in ANALYTES.values():
             for code in spec.loinc:
                 assert f"http://loinc.org|{code}" in obs
+        # every result, newest first: the earlier ones are the history (RULES §8; no date
+        # window can be expressed in a prefetch token)
+        assert obs.endswith("&_sort=-date&_count=100")
         # prefetch tokens: only root-level context fields
         assert set(re.findall(r"\{\{([^}]*)\}\}", "".join(prefetch.values()))) == {"context.patientId"}
     # the IG's services model (prefetch is a JSON object of strings)

@@ -9,8 +9,7 @@ What is read (docs/clinical-logic.md §2–§3; the code maps are ``reference_ra
   ``valueInteger``; the first ``referenceRange`` that applies to everyone; the specimen time from
   ``effectiveDateTime`` / ``effectivePeriod.start`` / ``effectiveInstant``, else ``issued``,
   else the time of the DiagnosticReport (``result``) or panel Observation (``hasMember``)
-  that lists the result; an undated result is not used. The newest episode of the shared
-  panel-assembly function (:func:`b12labs.panels.assemble`) is interpreted.
+  that lists the result; an undated result is not used.
 - ``Observation`` LOINC 82810-3 (pregnancy status) and SNOMED CT-coded symptom/context
   Observations (code, or answer in ``valueCodeableConcept``).
 - ``Condition`` (clinicalStatus active/recurrence/relapse or absent; verificationStatus
@@ -24,13 +23,27 @@ What is read (docs/clinical-logic.md §2–§3; the code maps are ``reference_ra
 - Context statements (symptom Observations) older than ``window_days`` before the newest
   result are not used; a "pregnant" status older than 42 weeks is not used.
 
+Results over time (docs/clinical-logic.md §8): the results are grouped into episodes by the
+shared panel-assembly function (:func:`b12labs.panels.assemble`); the newest value of each
+analyte in the newest episode is the *current* panel, whose ``collected_at`` is the newest
+result's time; a result dated more than a day in the future is not used. Every earlier result - of earlier episodes,
+and those the newest value superseded - is *history*: one entry per distinct specimen time
+with the analytes measured then, for the core's serial rules. What was known then (treatment,
+symptoms) is not reconstructed, so history entries carry no ``context``. Results more than
+``history_days`` (the profile's ``history_window``, 730 days) before the newest are not passed
+on (the core would ignore them).
+
 Resources that refer to more than one patient are refused (InvalidValueError).
 
 Whatever is not used is listed in ``Interpretation.ignored`` with the reason; one bad
-resource never fails the call. Reasons never contain a patient value. Two results of the same
-analyte with the same specimen time and different values are a *result conflict*: neither is
-used (each is listed with a reason starting :data:`CONFLICT_REASON`), since choosing one could
-reassure wrongly.
+resource never fails the call. Reasons never contain a patient value. The same result reported
+twice (same analyte, same specimen time, same value, e.g. in two units) is used once. Two
+results of the same analyte with the same specimen time and different values are a *result
+conflict*: neither is used, whether current or earlier, and no older value stands in for a
+current one (each is listed with a reason starting :data:`CONFLICT_REASON`); both are handed to
+the core as history entries of that time, so that ``RESULT_CONFLICT`` names them. Choosing one
+("last one wins") could reassure wrongly, and what is chosen never depends on the order of the
+resources.
 """
 
 from __future__ import annotations
@@ -48,7 +61,7 @@ from .._grammar import COMPARATORS, MAX_MAGNITUDE
 from ..errors import B12LabsError, InputError, InvalidValueError, error_title
 from ..models import IgnoredInput, Interpretation, Measurement, parse_measurement
 from ..panels import DEFAULT_WINDOW_DAYS, assemble
-from ..profiles import DEFAULT_PROFILE, Profile
+from ..profiles import DEFAULT_PROFILE, Profile, load_profile
 from ..units import ANALYTES, convert
 from ..vocabulary import normalise_condition, normalise_symptom
 from ._common import (
@@ -70,10 +83,14 @@ from ._common import (
     validate,
 )
 
-__all__ = ["CONFLICT_REASON", "ObservationResult", "interpret_fhir", "read_result"]
+__all__ = ["CONFLICT_REASON", "HISTORY_DAYS", "ObservationResult", "interpret_fhir", "read_result"]
 
 #: Start of the ``ignored`` reason of results that conflict with another (see the docstring).
 CONFLICT_REASON = "result conflict"
+#: Earlier results more than this many days before the newest are not passed on as history
+#: (docs/clinical-logic.md §8: the core ignores them too); the shipped profiles'
+#: ``history_window``, the default of :func:`interpret_fhir`.
+HISTORY_DAYS = 730
 
 #: SNOMED CT qualifier values for a qualitative result (IF antibody).
 _SNOMED_POSITIVE = "10828004"
@@ -94,6 +111,8 @@ _CLINICAL_CURRENT = {"active", "recurrence", "relapse"}
 _CLINICAL_NOT_CURRENT = {"inactive", "remission", "resolved"}
 _VERIFICATION_EXCLUDED = {"refuted", "entered-in-error"}
 _SEX = {"male": "male", "female": "female", "other": "other", "unknown": "unknown"}
+#: A specimen time later than now by more than this is refused (the slack of interpret()).
+_FUTURE_SLACK = dt.timedelta(days=1)
 #: A pregnancy statement older than the longest pregnancy (42 weeks) is no longer current.
 _PREGNANCY_MAX_DAYS = 42 * 7
 _USED_TYPES = {
@@ -444,6 +463,21 @@ def _value_key(analyte: str, m: Measurement) -> tuple[object, ...]:
     return (value, m.comparator, m.qualitative)
 
 
+def _result_order(item: tuple[Measurement, str]) -> tuple[str, float, str, str]:
+    """A total order of results (to choose among equal ones regardless of input order)."""
+    m, label = item
+    return (m.unit or "", -math.inf if m.value is None else m.value, m.reported or "", label)
+
+
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    """What the reader hands to :func:`b12labs.interpret`."""
+
+    panel: dict[str, Measurement]
+    context: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
 # ---------------------------------------------------------------- the reader
 @dataclass(slots=True)
 class _Reader:
@@ -568,6 +602,9 @@ class _Reader:
             when = when or parse_fhir_datetime(r.get("issued")) or self.report_dates.get(id(r))
             if when is None:
                 raise _Unusable("no effective date or issued time: cannot be placed in an episode")
+            if when > dt.datetime.now(dt.UTC) + _FUTURE_SLACK:
+                # refused as interpret() refuses such a collected_at, but for this result only
+                raise _Unusable(f"specimen time: {error_title('date-future')}", "date-future")
             self.subject(r)
             self.results.append((analyte, when, (m, e.label)))
             return
@@ -786,26 +823,84 @@ class _Reader:
         if sex is not None:
             ctx["sex"] = sex
 
-    def drop_conflicts(self) -> None:
-        """Same analyte, same specimen time, different values: use neither (and say so)."""
-        groups: dict[tuple[str, dt.datetime], list[int]] = {}
-        for i, (analyte, when, _) in enumerate(self.results):
-            groups.setdefault((analyte, when), []).append(i)
-        drop: set[int] = set()
-        for (analyte, _), members in groups.items():
-            if len(members) < 2:
-                continue
-            keys = {_value_key(analyte, self.results[i][2][0]) for i in members}
-            if len(keys) > 1:
-                drop.update(members)
-                for i in members:
+    def inputs(self, history_days: float) -> _Inputs:
+        """The current panel, its context and the history (see the module docstring).
+
+        Results are grouped by (analyte, specimen time) first, so that neither the choice of the
+        current value nor a conflict depends on the order of the resources.
+        """
+        groups = self._same_time_groups()
+        keys = sorted(groups)
+        episodes = assemble(
+            [(a, when, (a, when)) for a, when in keys], window_days=self.window_days
+        )
+        panel: dict[str, Measurement] = {}
+        current: set[tuple[str, dt.datetime]] = set()
+        reference = dt.datetime.now(dt.UTC)
+        if episodes:
+            newest = episodes[-1]
+            reference = newest.end
+            for analyte, key in newest.newest.items():
+                current.add(key)
+                if len(groups[key]) == 1:
+                    panel[analyte] = groups[key][0][0]
+                # else: a conflict at the newest time; no older value stands in for it
+        earliest = reference - dt.timedelta(days=history_days)
+        at_time: dict[dt.datetime, list[dict[str, Any]]] = {}
+        for key in keys:
+            analyte, when = key
+            if when < earliest:
+                for _, label in groups[key]:
                     self.ignore(
-                        self.results[i][2][1],
+                        label,
+                        f"older than {history_days:g} days before the newest result: not compared",
+                    )
+                continue
+            if len(groups[key]) > 1:
+                for _, label in groups[key]:
+                    self.ignore(
+                        label,
                         f"{CONFLICT_REASON}: another {ANALYTES[analyte].short} result with the "
                         "same specimen time has a different value; neither is used",
                     )
-        if drop:
-            self.results = [r for i, r in enumerate(self.results) if i not in drop]
+            elif key in current:
+                continue
+            # an earlier result, or each side of a conflict: to the history, one entry per
+            # distinct time (two entries at one time when its values conflict)
+            entries = at_time.setdefault(when, [])
+            for i, (m, _) in enumerate(groups[key]):
+                if i == len(entries):
+                    entries.append({"collected_at": when})
+                entries[i][analyte] = m
+        context = self.context(reference)
+        if episodes:
+            context["collected_at"] = reference
+        history = [e for when in sorted(at_time) for e in at_time[when]]
+        return _Inputs(panel, context, history)
+
+    def _same_time_groups(self) -> dict[tuple[str, dt.datetime], list[tuple[Measurement, str]]]:
+        """(analyte, specimen time) -> its distinct results (more than one is a conflict), in
+        an order that does not depend on the input; a result reported twice (e.g. in two
+        units) is kept once and the repeat listed as superseded."""
+        members: dict[tuple[str, dt.datetime], list[tuple[Measurement, str]]] = {}
+        for analyte, when, item in self.results:
+            members.setdefault((analyte, when), []).append(item)
+        out: dict[tuple[str, dt.datetime], list[tuple[Measurement, str]]] = {}
+        for (analyte, when), items in members.items():
+            by_value: dict[str, list[tuple[Measurement, str]]] = {}
+            for item in items:
+                by_value.setdefault(repr(_value_key(analyte, item[0])), []).append(item)
+            kept = []
+            for value in sorted(by_value):
+                same = sorted(by_value[value], key=_result_order)
+                kept.append(same[0])
+                for _, label in same[1:]:
+                    self.ignore(
+                        label,
+                        "superseded: the same result as another with the same specimen time",
+                    )
+            out[(analyte, when)] = kept
+        return out
 
     def check_one_patient(self) -> None:
         keys = set(self.subjects)
@@ -824,39 +919,41 @@ def interpret_fhir(
     *,
     profile: str | Path | Profile = DEFAULT_PROFILE,
     window_days: float = DEFAULT_WINDOW_DAYS,
+    history_days: float | None = None,
 ) -> Interpretation:
     """Interpret one patient's FHIR R4 resources (a Bundle, or a list of resources).
 
     Resources may be JSON dicts or ``fhir.resources`` models; Bundles (any type) and CDS Hooks
-    prefetch objects are unpacked. The newest episode (results within ``window_days`` of its
-    first result, by the shared :func:`b12labs.panels.assemble`) is interpreted with
+    prefetch objects are unpacked. The newest value of each analyte in the newest episode
+    (results within ``window_days`` of its first result, by the shared
+    :func:`b12labs.panels.assemble`) is the current panel; every earlier result within
+    ``history_days`` of the newest (default: the profile's ``history_window``, 730 days in the
+    shipped profiles) is its history (docs/clinical-logic.md §8). Both go to
     :func:`b12labs.interpret` under ``profile``. Every input not used is listed in
     ``Interpretation.ignored`` with the reason. Raises
     :class:`~b12labs.errors.InvalidValueError` only for input that is not FHIR at all or that
     mixes patients. Decision support, not a diagnosis.
     """
+    prof = load_profile(profile)
+    if history_days is None:
+        history_days = float(prof["history_window"])
+    inputs, ignored = _read(resources, window_days=window_days, history_days=history_days)
+    interpretation = interpret(inputs.panel, inputs.context, profile=prof, history=inputs.history)
+    return interpretation.model_copy(update={"ignored": (*ignored, *interpretation.ignored)})
+
+
+def _read(
+    resources: object, *, window_days: float, history_days: float
+) -> tuple[_Inputs, tuple[IgnoredInput, ...]]:
+    """The reader without the interpretation: the inputs for ``interpret()`` and what was not
+    used."""
+    if not history_days > 0:
+        raise InvalidValueError("history_days must be positive", code="option-invalid")
     collected = _flatten(resources)
     reader = _Reader(window_days=window_days, ignored=list(collected.ignored))
     reader.index(collected.entries)
     for e in collected.entries:
         reader.read(e)
     reader.check_one_patient()
-    reader.drop_conflicts()
-
-    panel: dict[str, Measurement] = {}
-    reference = dt.datetime.now(dt.UTC)
-    episodes = assemble(reader.results, window_days=window_days)
-    if episodes:
-        newest = episodes[-1]
-        reference = newest.end
-        for earlier in episodes[:-1]:
-            for _, label in earlier.newest.values():
-                reader.ignore(label, f"older than the newest episode ({window_days:g}-day window)")
-            for _, label in earlier.superseded:
-                reader.ignore(label, f"older than the newest episode ({window_days:g}-day window)")
-        for _, label in newest.superseded:
-            reader.ignore(label, "superseded by a newer result for the same analyte")
-        panel = {analyte: m for analyte, (m, _) in newest.newest.items()}
-    context = reader.context(reference)
-    interpretation = interpret(panel, context, profile=profile)
-    return interpretation.model_copy(update={"ignored": tuple(reader.ignored)})
+    inputs = reader.inputs(history_days)
+    return inputs, tuple(reader.ignored)

@@ -4,7 +4,8 @@
 
 * one **status card**: summary ``"B12 status indeterminate: B12 250 pg/mL; consider MMA"``
   (< 140 characters), indicator ``warning`` when the status is deficient/probable, else
-  ``info``; markdown detail with every value used, the findings, the comment and provenance;
+  ``info``; markdown detail with every value used, the findings (with the message of each
+  ``info`` finding, e.g. a change since an earlier result), the comment and provenance;
   suggestions for the missing tests that no finding card already offers;
 * one card per **warning/critical finding** (indicator = severity): the rule's title as
   summary, markdown detail with the message, the values and thresholds (with their sources),
@@ -256,9 +257,13 @@ def interpretation_cards(
     if interp.findings:
         detail.append("**Findings**")
         for f in interp.findings:
-            detail.append(
+            line = (
                 f"- {f.severity.value}: {md(f.title)} ([{f.code}]({_rule_url(base_url, f.code)}))"
             )
+            if f not in loud:
+                # no card of its own: its message (e.g. what changed since which date) goes here
+                line += f": {md(f.message)}"
+            detail.append(line)
         detail.append("")
     if interp.comment:
         detail += [md(interp.comment), ""]

@@ -5,7 +5,9 @@
   while a borderline result is already on file, points to MMA as the right next test.
 
 Both request the same prefetch (the Patient, the Observations with the LOINC codes of the analytes
-(docs/clinical-logic.md §2) plus pregnancy status, active MedicationRequests and active Conditions). ``patient`` and
+(docs/clinical-logic.md §2) plus pregnancy status, newest first, 100 per page, active
+MedicationRequests and active Conditions). The earlier results are the history of the newest
+(docs/clinical-logic.md §8); those more than 730 days before the newest are not used. ``patient`` and
 ``observations`` are *required* (age and sex change thresholds; without results there is
 nothing to interpret): when neither prefetched nor fetchable the service answers 412.
 ``medications`` and ``conditions`` are *optional*: without them the interpretation runs and the
@@ -69,7 +71,9 @@ PREFETCH_TEMPLATES: Final[dict[str, str]] = {
     "observations": (
         f"Observation?patient={_PATIENT}&code="
         + ",".join(f"http://loinc.org|{c}" for c in observation_loincs())
-        + "&_sort=-date&_count=200"
+        # prefetch tokens cannot express a date window: the newest results first, and the
+        # FHIR reader keeps the last 730 days as history (docs/clinical-logic.md §8)
+        + "&_sort=-date&_count=100"
     ),
     "medications": f"MedicationRequest?patient={_PATIENT}&status=active",
     "conditions": f"Condition?patient={_PATIENT}&clinical-status=active",
