@@ -424,8 +424,9 @@ class _View:
         if key == "implausible":
             return ", ".join(f"{k} {self.m[k].text()}" for k in self.implausible) or "none"
         if key == "suspect":
+            # "; " between values: each item holds its own ", beyond ..." clause
             return (
-                ", ".join(
+                "; ".join(
                     f"{_label(k)} {self.m[k].text()}, beyond {_suspect_limit(k)}"
                     for k in _suspect_keys(self.facts)
                     if k in self.m
