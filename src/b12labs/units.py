@@ -183,7 +183,7 @@ def accepted_units(analyte: str) -> str:
     """Examples of units accepted for an analyte, for error messages."""
     spec = ANALYTES[analyte]
     if spec.qualitative:
-        return "positive, negative"
+        return "positive, negative, equivocal"
     examples = {
         "pmol/L": "pg/mL, ng/L, pmol/L" if spec.molar_mass else "pmol/L",
         "umol/L": "umol/L, µmol/L, nmol/L, nmol/mL"
