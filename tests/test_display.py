@@ -94,3 +94,10 @@ def test_evidence_keeps_exact_numbers() -> None:
     assert ev["folate"].value != round(ev["folate"].value, 2)
     assert ev["mma"].value == pytest.approx(0.18) and ev["mma"].threshold == pytest.approx(0.4)
     assert ev["folate"].reported == "2 ng/mL"
+
+
+def test_suspect_values_are_separated_by_semicolons() -> None:
+    # each suspect value carries its own ", beyond <limit>": the values are separated by "; "
+    result = interpret({"mma": "400 umol/L", "homocysteine": "900 umol/L"})
+    (message,) = [f.message for f in result.findings if f.code == "VALUE_SUSPECT_UNIT"]
+    assert "(MMA 400 umol/L, beyond 50 umol/L; homocysteine 900 umol/L, beyond 500 umol/L)" in message

@@ -85,7 +85,6 @@ BAD_PANELS: list[tuple[object, object, str]] = [
     ({"b12": [250]}, None, "value-type-invalid"),
     ({"b12": "~3 pmol/L"}, None, "comparator-invalid"),
     ({"b12": {"value": 250, "unit": "pmol/L", "comparator": "~"}}, None, "comparator-invalid"),
-    ({"if_antibody": "equivocal"}, None, "qualitative-equivocal"),
     ({"if_antibody": "12"}, None, "qualitative-needs-cutoff"),
     ({"if_antibody": "perhaps"}, None, "qualitative-unknown"),
     ({"if_antibody": {"value": "<20", "ref_high": 10}}, None, "value-censored-invalid"),
@@ -135,6 +134,17 @@ def test_bad_input_has_a_code_and_the_codes_wording(panel: object, context: obje
     text = str(exc)
     if isinstance(exc, InputError) and exc.analyte:
         assert not text.startswith(f"{exc.analyte}: {exc.analyte}:"), text  # no double prefix
+
+
+@pytest.mark.parametrize("word", ["equivocal", "Borderline", "indeterminate", "inconclusive"])
+def test_equivocal_is_a_value_not_an_error(word: str) -> None:
+    # qualitative-equivocal stays registered (codes are never reused) but is no longer raised
+    assert "qualitative-equivocal" in ERROR_CODES
+    assert "no longer raised" in ERROR_CODES["qualitative-equivocal"].explanation.lower()
+    for panel in ({"if_antibody": word}, {"if_antibody": {"value": word, "ref_high": 10}}):
+        result = interpret(panel)  # type: ignore[arg-type]
+        assert result.status.value == "not_assessed"
+        assert "if_antibody" not in result.values
 
 
 def test_unknown_context_key_lists_the_accepted_keys() -> None:

@@ -225,7 +225,7 @@ def test_long_export_rejects_carry_error_codes() -> None:
             "patient_id": ["P1", "", "P2", "P3", "P4", "P5", "P6", "P7"],
             "collected_at": ["2026-01-01", "2026-01-01", "x", "2026-01-01", "2026-01-01", "2026-01-01", "2026-01-01", "2026-01-01"],
             "test": ["2132-9", "2132-9", "2132-9", "99999-9", "2132-9", "2132-9", "31444-3", "2132-9"],
-            "value": ["150", "150", "150", "1", "abc", "1,5", "equivocal", "٢٥٠"],
+            "value": ["150", "150", "150", "1", "abc", "1,5", "maybe", "٢٥٠"],
             "unit": ["pg/mL"] * 8,
         }
     )
@@ -238,7 +238,7 @@ def test_long_export_rejects_carry_error_codes() -> None:
         4: "analyte-unknown",
         5: "value-unparseable",
         6: "value-decimal-comma",
-        7: "qualitative-equivocal",
+        7: "qualitative-unknown",
         8: "value-non-ascii-digits",
     }
     assert all(code in ERROR_CODES for code in by_row.values())

@@ -17,9 +17,14 @@ from b12labs.fhir import interpret_fhir
 MISSING = "missing"
 IMPLAUSIBLE = "implausible"
 SAME = "same"  # a value: all front-ends agree (not written out here)
+# an equivocal IF antibody: measured (not ordered again), no canonical value, no error
+EQUIVOCAL = "equivocal"
+#: a deficient B12 beside a qualitative result: the IF antibody is ordered only when not measured
+_DEFICIENT_B12 = "120 pg/mL"
+_ORDER_IF = "31444-3"
 
-# (analyte, spelling, decimal, expected): a canonical value, MISSING, IMPLAUSIBLE, SAME or an
-# error code
+# (analyte, spelling, decimal, expected): a canonical value, MISSING, IMPLAUSIBLE, SAME,
+# EQUIVOCAL or an error code
 TABLE: list[tuple[str, str, str, object]] = [
     # numbers
     ("b12", "250 pmol/L", ".", 250.0),
@@ -62,8 +67,10 @@ TABLE: list[tuple[str, str, str, object]] = [
     ("if_antibody", "-", ".", 0.0),
     ("if_antibody", "not detected", ".", 0.0),
     ("if_antibody", "Non-Reactive", ".", 0.0),
-    ("if_antibody", "equivocal", ".", "qualitative-equivocal"),
-    ("if_antibody", "Borderline", ".", "qualitative-equivocal"),
+    ("if_antibody", "equivocal", ".", EQUIVOCAL),
+    ("if_antibody", "Borderline", ".", EQUIVOCAL),
+    ("if_antibody", " INDETERMINATE ", ".", EQUIVOCAL),
+    ("if_antibody", "inconclusive", ".", EQUIVOCAL),
     ("if_antibody", "12 U/mL", ".", "qualitative-needs-cutoff"),
     ("if_antibody", "<1.5", ".", "qualitative-needs-cutoff"),
     ("if_antibody", "maybe", ".", "qualitative-unknown"),
@@ -109,6 +116,10 @@ def _via_interpret(analyte: str, text: str, decimal: str) -> object:
         return result.values[analyte]
     if "VALUE_IMPLAUSIBLE" in result.codes:
         return IMPLAUSIBLE
+    if analyte == "if_antibody":
+        beside = interpret({analyte: text, "b12": _DEFICIENT_B12}, decimal=decimal)
+        if all(a.loinc != _ORDER_IF for f in beside.findings for a in f.actions):
+            return EQUIVOCAL  # measured without a value
     return MISSING
 
 
@@ -128,6 +139,16 @@ def _via_fhir(analyte: str, text: str) -> object:
         return result.values[analyte]
     if "VALUE_IMPLAUSIBLE" in result.codes:
         return IMPLAUSIBLE
+    if analyte == "if_antibody" and not result.ignored:
+        b12 = {
+            **obs,
+            "id": "o2",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2132-9"}]},
+            "valueString": _DEFICIENT_B12,
+        }
+        beside = interpret_fhir([obs, b12])
+        if all(a.loinc != _ORDER_IF for f in beside.findings for a in f.actions):
+            return EQUIVOCAL  # measured without a value
     codes = [i.code for i in result.ignored if i.code]
     if codes == ["value-missing"]:
         return MISSING
@@ -144,7 +165,10 @@ def _batch() -> dict[tuple[str, str, str], object]:
     anchor = {"b12": "250 pmol/L", "hb": "12 g/dL", "if_antibody": "positive"}
     column = {"b12": "b12_pmol_l", "hb": "hb_g_l", "if_antibody": "if_antibody_positive"}
     for (analyte, decimal), texts in groups.items():
-        frame = pd.DataFrame({analyte: [*texts, anchor[analyte]]}, dtype="string")
+        columns = {analyte: [*texts, anchor[analyte]]}
+        if analyte == "if_antibody":  # shows whether the IF antibody counts as measured
+            columns["b12"] = [_DEFICIENT_B12] * (len(texts) + 1)
+        frame = pd.DataFrame(columns, dtype="string")
         scored = score_frame(frame, decimal=decimal)
         value_col = column[analyte]
         assert len(scored) == len(texts) + 1
@@ -156,7 +180,8 @@ def _batch() -> dict[tuple[str, str, str], object]:
             elif code:
                 got = code
             elif value is None or (isinstance(value, float) and math.isnan(value)):
-                got = MISSING
+                ordered = _ORDER_IF in str(scored["b12labs_actions"].iloc[i])
+                got = EQUIVOCAL if analyte == "if_antibody" and not ordered else MISSING
             else:
                 got = float(value)
             out[(analyte, text, decimal)] = got
@@ -192,5 +217,5 @@ def test_every_error_code_of_the_table_is_registered() -> None:
     from b12labs.errors import ERROR_CODES
 
     for _, _, _, expected in TABLE:
-        if isinstance(expected, str) and expected not in (MISSING, IMPLAUSIBLE, SAME):
+        if isinstance(expected, str) and expected not in (MISSING, IMPLAUSIBLE, SAME, EQUIVOCAL):
             assert expected in ERROR_CODES

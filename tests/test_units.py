@@ -47,7 +47,15 @@ from hypothesis import strategies as st
 
 import b12labs
 from b12labs.errors import UnitError
-from b12labs.units import _ALIASES, _UCUM_TO_PINT, ANALYTES, convert, resolve_unit, ucum_code
+from b12labs.units import (
+    _ALIASES,
+    _UCUM_TO_PINT,
+    ANALYTES,
+    accepted_units,
+    convert,
+    resolve_unit,
+    ucum_code,
+)
 from tests._paths import EXTERNAL
 
 # On top of the profile tests/conftest.py loads (HYPOTHESIS_PROFILE: "dev" or "ci"): no deadline,
@@ -511,8 +519,26 @@ ACCEPTED_UNITS: dict[str, list[str]] = {
     "creatinine": ["mg/dL", "umol/L", "\u00b5mol/L", "mg%", "mmol/L"],
     "egfr": ["mL/min/1.73m2", "mL/min/{1.73_m2}", "mL/min/1.73m²"],
     "crp": ["mg/L", "mg/dL"],
-    "retic": ["10*9/L", "10^9/L", "/nL"],  # RULES v2 §2
+    "retic": ["10*9/L", "10^9/L", "/nL", "G/L"],  # RULES v2 §2; G/L = giga per litre
 }
+
+
+def test_retic_in_giga_per_litre_is_10_9_per_litre() -> None:
+    # G/L (a common European spelling of 10^9/L) is a count unit for the reticulocytes only:
+    # matched with its case, so g/L stays grams per litre (hb) and a wrong dimension for retic
+    from b12labs import interpret
+    from b12labs.errors import UnitError
+
+    for spelling in ("G/L", "G/l", " G/L "):
+        assert resolve_unit("retic", spelling).code == "10*9/L"
+        assert resolve_unit("retic", spelling).factor == 1.0
+    assert interpret({"retic": "80 G/L"}).values["retic"] == 80.0
+    assert interpret({"retic": {"value": 80, "unit": "G/L"}}).values["retic"] == 80.0
+    assert "G/L" in accepted_units("retic")
+    with pytest.raises(UnitError) as info:
+        resolve_unit("retic", "g/L")
+    assert info.value.code == "unit-wrong-dimension"
+    assert resolve_unit("hb", "g/L").code == "g/L"
 
 
 def test_property_table_covers_every_quantitative_analyte() -> None:

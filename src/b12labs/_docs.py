@@ -274,8 +274,9 @@ def render_input() -> str:
         "",
         f"- positive: {_words(qual['positive'])}",
         f"- negative: {_words(qual['negative'])}",
-        f"- equivocal (recognised, not used: "
-        f"[`qualitative-equivocal`](errors.md#qualitative-equivocal)): {_words(qual['equivocal'])}",
+        f"- equivocal (a measured result that counts as neither positive nor negative; no "
+        f"longer the error [`qualitative-equivocal`](errors.md#qualitative-equivocal)): "
+        f"{_words(qual['equivocal'])}",
         "",
         "Matching ignores case and surrounding spaces. A number is read only against the "
         "laboratory's cut-off (`ref_high`); without one it is "

@@ -283,6 +283,8 @@ class RawInputs:
     implausible: Mapping[str, X] = field(default_factory=dict)
     if_positive: X = False
     if_negative: X = False
+    #: an equivocal IF antibody: measured, but neither positive nor negative (§2)
+    if_equivocal: X = False
     tsat_derived: X = False
     age: X = math.nan
     sex: X = 0  # 0 unknown/other, 1 female, 2 male
@@ -506,6 +508,7 @@ class Facts:
     discordant: X
     egfr_calculated: X
     established: X
+    if_equivocal: X
     if_false_positive_window: X
     if_negative: X
     iron_deficiency_possible: X
@@ -761,7 +764,9 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
     )
     f.if_positive = raw.if_positive & xp.not_(f.if_false_positive_window)
     f.if_negative = raw.if_negative
-    f.if_measured = raw.if_positive | raw.if_negative
+    # an equivocal result counts as neither, but the test was done: it is not ordered again
+    f.if_equivocal = raw.if_equivocal
+    f.if_measured = raw.if_positive | raw.if_negative | raw.if_equivocal
     f.treatment_none = raw.treatment == 3
     f.recent_treatment = (
         (raw.treatment == 1)

@@ -92,7 +92,9 @@ QUALITATIVE_WORDS: dict[str, Qualitative] = {
     "indeterminate": "equivocal",
     "inconclusive": "equivocal",
 }
-QUALITATIVE_ACCEPTED = "positive, negative, or a number with the laboratory's cut-off (ref_high)"
+QUALITATIVE_ACCEPTED = (
+    "positive, negative, equivocal, or a number with the laboratory's cut-off (ref_high)"
+)
 
 #: Cell texts (compared stripped, in lower case) that mean "no result".
 MISSING_MARKERS: tuple[str, ...] = ("", "na", "n/a", "n.a.", "nan", "null", "none", "#n/a")
@@ -268,18 +270,17 @@ def read_limit(raw: object, *, field: str, decimal: str = ".") -> float | None:
         ) from None
 
 
-def read_qualitative(text: str, *, field: str | None = None) -> Literal["positive", "negative"]:
-    """A qualitative result word (positive, negative and their synonyms).
+def read_qualitative(text: str, *, field: str | None = None) -> Qualitative:
+    """A qualitative result word (positive, negative, equivocal and their synonyms).
 
-    An equivocal word, a number (which needs the laboratory's cut-off) and any other text are
-    errors with their own codes.
+    An equivocal word is a measured result that counts as neither positive nor negative
+    (docs/clinical-logic.md §2). A number (which needs the laboratory's cut-off) and any other
+    text are errors with their own codes.
     """
     word = QUALITATIVE_WORDS.get(text.strip().lower())
-    if word == "positive" or word == "negative":
+    if word is not None:
         return word
-    if word == "equivocal":
-        code = "qualitative-equivocal"
-    elif _has_foreign_digits(text):
+    if _has_foreign_digits(text):
         code = "value-non-ascii-digits"
     elif isinstance(diagnose(text.strip()), Cell):
         code = "qualitative-needs-cutoff"
@@ -290,7 +291,8 @@ def read_qualitative(text: str, *, field: str | None = None) -> Literal["positiv
 
 
 def qualitative_code(text: str) -> tuple[str, str] | None:
-    """``None`` for a positive/negative word, else ``(code, title)`` of why it is unusable."""
+    """``None`` for a positive/negative/equivocal word, else ``(code, title)`` of why it is
+    unusable."""
     try:
         read_qualitative(text)
     except InvalidValueError as exc:

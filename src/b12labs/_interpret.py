@@ -89,13 +89,17 @@ def panel_inputs(
     band: dict[str, float] = {}
     implausible: dict[str, bool] = {}
     used: dict[str, float] = {}
-    if_positive = if_negative = False
+    if_positive = if_negative = if_equivocal = False
     for key, m in measurements.items():
         spec = ANALYTES[key]
         if spec.qualitative:
             if_positive = m.qualitative == "positive"
             if_negative = m.qualitative == "negative"
-            used[key] = 1.0 if if_positive else 0.0
+            # equivocal: measured, but neither positive nor negative (§2), and no value
+            # (batch leaves its canonical column empty the same way)
+            if_equivocal = m.qualitative == "equivocal"
+            if not if_equivocal:
+                used[key] = 1.0 if if_positive else 0.0
             continue
         factor, value = _canonical(key, m)
         if spec.plausible and not (spec.plausible[0] <= value <= spec.plausible[1]):
@@ -119,6 +123,7 @@ def panel_inputs(
         implausible=implausible,
         if_positive=if_positive,
         if_negative=if_negative,
+        if_equivocal=if_equivocal,
         age=context.age if context.age is not None else math.nan,
         sex=SEX_CODES.get(context.sex, 0),
         pregnant=bool(context.pregnant),
@@ -425,8 +430,9 @@ class _View:
         if key == "implausible":
             return ", ".join(f"{k} {self.m[k].text()}" for k in self.implausible) or "none"
         if key == "suspect":
+            # "; " between values: each item holds its own ", beyond ..." clause
             return (
-                ", ".join(
+                "; ".join(
                     f"{_label(k)} {self.m[k].text()}, beyond {_suspect_limit(k)}"
                     for k in _suspect_keys(self.facts)
                     if k in self.m
@@ -726,12 +732,14 @@ def normalize(panel: Mapping[str, Any] | LabPanel, *, decimal: str = ".") -> dic
     """Each numeric result in its canonical unit (a censored value as its bound).
 
     ``normalize({"b12": "180 ng/L"})["b12"]`` is 132.8 (pmol/L). A qualitative IF antibody is
-    1.0 (positive) or 0.0 (negative). Plausibility is not checked here; ``interpret`` does.
+    1.0 (positive) or 0.0 (negative); an equivocal one has no value (it is left out, as it is
+    neither). Plausibility is not checked here; ``interpret`` does.
     """
     out: dict[str, float] = {}
     for key, m in LabPanel.parse(panel, decimal=decimal).measurements().items():
         if ANALYTES[key].qualitative:
-            out[key] = 1.0 if m.qualitative == "positive" else 0.0
+            if m.qualitative != "equivocal":
+                out[key] = 1.0 if m.qualitative == "positive" else 0.0
         else:
             out[key] = _canonical(key, m)[1]
     return out

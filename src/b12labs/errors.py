@@ -170,15 +170,17 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
         "qualitative-unknown",
         "not a qualitative result",
         "The text of a qualitative analyte (the IF antibody) is not one of the accepted words.",
-        "Send positive or negative (or a synonym listed in docs/input.md), or a number with "
-        "the laboratory's cut-off (ref_high).",
+        "Send positive, negative or equivocal (or a synonym listed in docs/input.md), or a "
+        "number with the laboratory's cut-off (ref_high).",
     ),
     (
         "qualitative-equivocal",
         "an equivocal result cannot be read as positive or negative",
-        "Equivocal / borderline / indeterminate results are recognised but not used: reading "
-        "them as negative could reassure wrongly.",
-        "Repeat the test, or send the numeric result with the laboratory's cut-off.",
+        "No longer raised since the RULES v2 clinical content (kept so that the code is never "
+        "reused): an equivocal / borderline / indeterminate / inconclusive IF antibody is now "
+        "read as the value `equivocal`, a measured result that counts as neither positive nor "
+        "negative (docs/clinical-logic.md §2). Earlier such results were refused with this code.",
+        "Nothing to fix: send the equivocal result as reported.",
     ),
     (
         "qualitative-needs-cutoff",

@@ -78,7 +78,8 @@ class Measurement(BaseModel):
     ref_low: float | None = None
     ref_high: float | None = None
     reported: str | None = Field(default=None, description="the result text as reported")
-    qualitative: Literal["positive", "negative"] | None = None
+    #: a qualitative result (the IF antibody); ``equivocal`` is measured but counts as neither
+    qualitative: grammar.Qualitative | None = None
 
     @field_validator("comparator", mode="before")
     @classmethod
@@ -234,7 +235,7 @@ def parse_measurement(
             code="value-type-invalid",
             analyte=analyte,
             reported=raw,
-            accepted="a number with its unit, or positive/negative text",
+            accepted="a number with its unit, or positive/negative/equivocal text",
         )
     elif isinstance(raw, (int, float)):
         m = Measurement(value=_check_value(raw, analyte, raw), unit=unit)

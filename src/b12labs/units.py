@@ -53,6 +53,9 @@ class AnalyteSpec:
     default_unit: str | None
     qualitative: bool
     names: tuple[str, ...]
+    #: spellings (matched exactly, with their case) that mean a unit for this analyte only:
+    #: ``G/L`` is 10^9/L for a cell count, but folded to ``g/l`` it would be grams per litre
+    unit_aliases: tuple[tuple[str, str], ...] = ()
 
 
 def _load_analytes() -> dict[str, AnalyteSpec]:
@@ -73,6 +76,7 @@ def _load_analytes() -> dict[str, AnalyteSpec]:
             default_unit=spec.get("default_unit"),
             qualitative=bool(spec.get("qualitative", False)),
             names=tuple(spec.get("names", ())),
+            unit_aliases=tuple(spec.get("unit_aliases", {}).items()),
         )
     return out
 
@@ -179,7 +183,7 @@ def accepted_units(analyte: str) -> str:
     """Examples of units accepted for an analyte, for error messages."""
     spec = ANALYTES[analyte]
     if spec.qualitative:
-        return "positive, negative"
+        return "positive, negative, equivocal"
     examples = {
         "pmol/L": "pg/mL, ng/L, pmol/L" if spec.molar_mass else "pmol/L",
         "umol/L": "umol/L, µmol/L, nmol/L, nmol/mL"
@@ -191,6 +195,7 @@ def accepted_units(analyte: str) -> str:
         "nmol/L": "ng/mL, ug/L, nmol/L",
         "mL/min/{1.73_m2}": "mL/min/1.73m2, mL/min/{1.73_m2}",
         "mg/L": "mg/L, mg/dL",
+        "10*9/L": "10^9/L, 10*9/L, /nL, G/L",
     }
     return examples.get(spec.canonical_unit, spec.canonical_unit)
 
@@ -222,7 +227,7 @@ def resolve_unit(analyte: str, unit: str) -> ResolvedUnit:
     Raises :class:`UnitError` for an unknown unit or one of the wrong dimension.
     """
     spec = ANALYTES[analyte]
-    code = ucum_code(unit)
+    code = dict(spec.unit_aliases).get(unit.strip()) or ucum_code(unit)
     expr: str
     if code is not None:
         expr = _pint_expr(code)

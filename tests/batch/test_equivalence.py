@@ -89,7 +89,7 @@ def _random_panel(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
     if maybe(0.2):
         panel["crp"] = rng.choice([f"{round(rng.uniform(0.5, 40), 1)} mg/L", f"{round(rng.uniform(0.05, 4), 2)} mg/dL"])
     if maybe(0.1):
-        panel["if_antibody"] = rng.choice(["positive", "negative"])
+        panel["if_antibody"] = rng.choice(["positive", "negative", "equivocal"])
     if maybe(0.1) and "mma" in panel:
         panel["mma"] = {"value": round(rng.uniform(0.1, 0.8), 2), "unit": "umol/L", "ref_high": 0.35}
     ctx: dict[str, Any] = {}
@@ -156,6 +156,50 @@ def test_score_frame_never_calls_interpret_per_row(monkeypatch: pytest.MonkeyPat
     items = [({"b12": "150 pg/mL", "mcv": "104 fL"}, {"age": 70}), ({"b12": "400 pmol/L"}, None)]
     scored = score_frame(to_frame(items))
     assert list(scored["b12labs_status"]) == ["deficient", "unlikely"]
+
+
+def test_equivocal_if_antibody_cells_score_like_interpret() -> None:
+    # §2: an equivocal cell is a measured result, not an error: neither positive nor negative,
+    # no canonical value, and the IF antibody is not ordered again
+    import math
+
+    cells = ["equivocal", "Borderline", " indeterminate ", "INCONCLUSIVE", "positive", "negative", ""]
+    items: list[tuple[dict[str, Any], Any]] = [
+        ({"b12": "120 pg/mL", **({"if_antibody": c} if c else {})}, None) for c in cells
+    ]
+    scored = score_frame(to_frame(items))
+    assert scored["b12labs_error_code"].astype(str).tolist() == [""] * len(cells)
+    for i, (panel, _) in enumerate(items):
+        want = interpret(panel)
+        assert scored["b12labs_status"].iloc[i] == want.status.value
+        assert str(scored["b12labs_codes"].iloc[i]) == ";".join(want.codes)
+        if i < 4:  # the equivocal spellings
+            assert math.isnan(scored["if_antibody_positive"].iloc[i])
+            assert "31444-3" not in str(scored["b12labs_actions"].iloc[i])
+            assert "IF_ANTIBODY_NEGATIVE" not in want.codes
+    assert scored["if_antibody_positive"].iloc[4] == 1.0
+    assert scored["if_antibody_positive"].iloc[5] == 0.0
+    assert "31444-3" in str(scored["b12labs_actions"].iloc[6])
+
+
+def test_equivocal_if_antibody_in_a_long_export_is_not_rejected() -> None:
+    import pandas as pd
+
+    from b12labs.batch import score_long
+
+    df = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P1"],
+            "collected_at": ["2026-01-01", "2026-01-01"],
+            "test": ["2132-9", "31444-3"],
+            "value": ["120", "equivocal"],
+            "unit": ["pg/mL", ""],
+        }
+    )
+    episodes, rejects = score_long(df)
+    assert len(rejects) == 0
+    assert episodes["b12labs_status"].tolist() == ["deficient"]
+    assert "31444-3" not in str(episodes["b12labs_actions"].iloc[0])
 
 
 @pytest.mark.parametrize("missing", ["str dtype NaN", "object None", "pyarrow string NA"])

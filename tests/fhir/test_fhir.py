@@ -308,6 +308,32 @@ def test_if_antibody_coded_positive() -> None:
     assert interpret_fhir([text_negative]).values["if_antibody"] == 0.0
 
 
+def test_if_antibody_coded_equivocal_counts_as_neither() -> None:
+    # SNOMED CT 42425007 "Equivocal", or the text: a measured result, neither positive nor
+    # negative (§2); the IF antibody is not ordered again, and it is echoed as E (Equivocal)
+    b12 = observation("2132-9", value=120, unit="pg/mL", rid="b12")
+    expected = interpret({"if_antibody": "equivocal", "b12": "120 pg/mL"})
+    for concept in (
+        {"coding": [{"system": SNOMED, "code": "42425007", "display": "Equivocal"}]},
+        {"text": "Borderline"},
+    ):
+        ifab = observation("31444-3", rid="ifab", valueCodeableConcept=concept)
+        got = interpret_fhir([ifab, b12])
+        assert not got.ignored
+        assert "if_antibody" not in got.values
+        assert got.codes == expected.codes == ("B12_DEFICIENT",)
+        assert got.status.value == "deficient"
+        assert all(a.loinc != "31444-3" for f in got.findings for a in f.actions)
+        assert [f.message for f in got.findings] == [f.message for f in expected.findings]
+        out = to_fhir(got, subject="Patient/b12-pat", inputs=[ifab, b12])
+        validate_bundle(out)
+        echoed = {o["id"]: b12labs_interpretation(o) for o in entries(out, "Observation")}
+        assert echoed["ifab"] == "E"
+    text = observation("31444-3", rid="t", valueString="indeterminate")
+    got = interpret_fhir([text])
+    assert not got.ignored and got.status.value == "not_assessed"
+
+
 # ---------------------------------------------------------------- context
 def medication_request(concept: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     r: dict[str, Any] = {

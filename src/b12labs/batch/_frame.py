@@ -114,6 +114,7 @@ _STATUS_NAMES = np.array(
 )
 _QUAL_POS = [w for w, q in grammar.QUALITATIVE_WORDS.items() if q == "positive"]
 _QUAL_NEG = [w for w, q in grammar.QUALITATIVE_WORDS.items() if q == "negative"]
+_QUAL_EQUIVOCAL = [w for w, q in grammar.QUALITATIVE_WORDS.items() if q == "equivocal"]
 
 
 class _Errors:
@@ -556,16 +557,21 @@ def _qualitative_why(text: str) -> tuple[str, str]:
 
 def _qualitative(
     df: pd.DataFrame, a: AnalyteColumns, errors: _Errors
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positive, negative and equivocal cells of a qualitative column (the IF antibody).
+
+    An equivocal word is a measured result that is neither positive nor negative (§2).
+    """
     text = _text(df[a.value])
     low = pd.Series(text, dtype="string").str.strip().str.lower().to_numpy(dtype=object)
     pos = np.isin(low, _QUAL_POS)
     neg = np.isin(low, _QUAL_NEG)
+    equivocal = np.isin(low, _QUAL_EQUIVOCAL)
     if a.ref_high is not None:
         # a number with the laboratory's cut-off: positive above it, negative at or below it;
         # a censored number decides only when its whole interval lies on one side
         # (interpret() reads it the same way: models._qualitative_from_number)
-        words = pos | neg
+        words = pos | neg | equivocal
         number, cmp, _units, ok, _ = _parse_numbers(pd.Series(text, dtype="string"), ".")
         cut, cut_bad, cut_reasons, cut_codes = _plain_numbers(df[a.ref_high], a.ref_high)
         errors.cell(cut_bad, a.ref_high, df[a.ref_high], cut_reasons, cut_codes)
@@ -592,13 +598,13 @@ def _qualitative(
         decided = usable  # decided, or explained as censored on both sides
     else:
         decided = np.zeros(len(low), dtype=bool)
-    # a number is never read as negative: without the laboratory's cut-off it cannot be read;
-    # an equivocal word is not used either (the grammar says which, for the rare bad cells)
-    bad = (low != "") & ~pos & ~neg & ~decided
+    # a number is never read as negative: without the laboratory's cut-off it cannot be read
+    # (the grammar says why, for the rare bad cells)
+    bad = (low != "") & ~pos & ~neg & ~equivocal & ~decided
     if bad.any():
         reasons, codes = _explain_each(bad, text, _qualitative_why)
         errors.cell(bad, a.value, text, reasons, codes)
-    return pos, neg
+    return pos, neg, equivocal
 
 
 def _plain_numbers(
@@ -909,11 +915,13 @@ def prepare(
     implausible: dict[str, np.ndarray] = {}
     if_pos = np.zeros(n, dtype=bool)
     if_neg = np.zeros(n, dtype=bool)
+    if_eq = np.zeros(n, dtype=bool)
     numeric = [k for k in cmap.analytes if not ANALYTES[k].qualitative]
     parsed_by_key = _parse_columns(df, cmap, numeric, profile, decimal, threads)
     for key, a in cmap.analytes.items():
         if ANALYTES[key].qualitative:
-            if_pos, if_neg = _qualitative(df, a, errors)
+            if_pos, if_neg, if_eq = _qualitative(df, a, errors)
+            # an equivocal cell has no canonical value (NaN), as interpret() leaves it out
             values[key] = np.where(if_pos, 1.0, np.where(if_neg, 0.0, np.nan))
             continue
         parsed, column_errors = parsed_by_key[key]
@@ -950,6 +958,7 @@ def prepare(
         implausible=implausible,
         if_positive=if_pos,
         if_negative=if_neg,
+        if_equivocal=if_eq,
         age=ctx["age"],
         sex=ctx["sex"],
         pregnant=ctx["pregnant"],

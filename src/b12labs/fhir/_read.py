@@ -95,6 +95,7 @@ HISTORY_DAYS = 730
 #: SNOMED CT qualifier values for a qualitative result (IF antibody).
 _SNOMED_POSITIVE = "10828004"
 _SNOMED_NEGATIVE = "260385009"
+_SNOMED_EQUIVOCAL = "42425007"
 _NEGATED_TEXT = {"absent", "no", "negative", "not present", "none", "not detected", "false"}
 _OBSERVATION_STATUSES = {
     "registered",
@@ -312,12 +313,15 @@ def _qualitative(analyte: str, concept: Mapping[str, Any]) -> Measurement:
             return Measurement(qualitative="positive", reported="positive")
         if system == SNOMED and code == _SNOMED_NEGATIVE:
             return Measurement(qualitative="negative", reported="negative")
+        if system == SNOMED and code == _SNOMED_EQUIVOCAL:
+            # measured, but neither positive nor negative (§2)
+            return Measurement(qualitative="equivocal", reported="equivocal")
     for text in concept_texts(concept):
         try:
             return parse_measurement(analyte, text)
         except InputError:
             continue
-    raise _Unusable("coded result not recognised as positive or negative")
+    raise _Unusable("coded result not recognised as positive, negative or equivocal")
 
 
 def _measurement(analyte: str, r: Mapping[str, Any]) -> Measurement:

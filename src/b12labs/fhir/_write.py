@@ -12,7 +12,7 @@ Entries:
   Observations the finding used, ``reference`` the rule's documentation page;
 - one ``ServiceRequest`` (status draft, intent proposal, LOINC code) per test to order;
 - each input Observation used, echoed with an added ``interpretation`` from the HL7 v3
-  ObservationInterpretation code system (``L``, ``H``, ``N``, ``IND``, ``POS``, ``NEG``).
+  ObservationInterpretation code system (``L``, ``H``, ``N``, ``IND``, ``POS``, ``NEG``, ``E``).
 
 ``Bundle.meta.tag`` carries the overall status, the profile (``version`` = profile version)
 and the library version.
@@ -63,6 +63,7 @@ INTERPRETATION_DISPLAY = {
     "IND": "Indeterminate",
     "POS": "Positive",
     "NEG": "Negative",
+    "E": "Equivocal",
 }
 _RANK = {"L": 3, "H": 3, "IND": 2, "N": 1}
 
@@ -237,11 +238,14 @@ def observation_interpretation(
     Derived from the thresholds the findings compared the value with (abnormal L/H outranks
     IND, which outranks N); when no finding judged the value, from the lab's reference
     interval in ``measurement``, else from the profile's limits. A qualitative IF antibody is
-    POS/NEG. ``None`` when nothing supports a code.
+    POS/NEG, or E when ``measurement`` is equivocal (it has no value). ``None`` when nothing
+    supports a code.
     """
     if ANALYTES[analyte].qualitative:
         value = interpretation.values.get(analyte)
         if value is None:
+            if measurement is not None and measurement.qualitative == "equivocal":
+                return ("E", "equivocal")
             return None
         return ("POS", "positive") if value >= 0.5 else ("NEG", "negative")
     best: tuple[str, str] | None = None
@@ -303,12 +307,17 @@ def _used_inputs(interpretation: Interpretation, inputs: Sequence[object]) -> di
         if rid and f"Observation/{rid}" in ignored:
             continue
         result = read_result(resource)
-        if result is None or result.analyte not in interpretation.values:
+        if result is None:
             continue
-        canonical = _canonical(result)
-        used = interpretation.values[result.analyte]
-        if canonical is None or not math.isclose(canonical, used, rel_tol=1e-9, abs_tol=1e-12):
-            continue
+        if result.analyte not in interpretation.values:
+            # an equivocal IF antibody is used (it is measured) but has no value (§2)
+            if result.measurement.qualitative != "equivocal":
+                continue
+        else:
+            canonical = _canonical(result)
+            used = interpretation.values[result.analyte]
+            if canonical is None or not math.isclose(canonical, used, rel_tol=1e-9, abs_tol=1e-12):
+                continue
         full_url = f"urn:uuid:{uuid.uuid4()}"
         reference = f"Observation/{rid}" if rid else full_url
         previous = chosen.get(result.analyte)

@@ -68,6 +68,12 @@ def b12_deficient(f: Facts, xp: Any) -> X:
 def if_antibody_advice(v: Any) -> str:
     """What to look for when no cause is recorded: IF antibody (unless measured) and coeliac."""
     f = v.facts
+    if f.if_equivocal:
+        # measured (not ordered again), but an equivocal result excludes nothing (§2)
+        return (
+            ": coeliac serology, as no other cause is recorded (the intrinsic-factor antibody "
+            "was equivocal: neither positive nor negative)"
+        )
     if f.if_measured:
         return ": coeliac serology, as no other cause is recorded"
     return ": an intrinsic-factor antibody test, and coeliac serology as no other cause is recorded"
