@@ -93,6 +93,13 @@ def render_text(result: Any, style: _Style, label: str | None = None) -> str:
             parts = [f"{e.analyte} {e.reported or ''}".strip()]
             if e.value is not None and e.unit:
                 parts.append(f"= {_shown(e.value)} {unit_shown(e.unit)}")
+            if e.collected_at:
+                parts.append(f"on {e.collected_at[:10]}")
+            if e.change is not None:
+                # a serial comparison: the change is what met the threshold, not the value
+                sign = "+" if e.change > 0 else ""
+                pct = f", {sign}{e.change_percent:g} %" if e.change_percent is not None else ""
+                parts.append(f"change {sign}{_shown(e.change)} {unit_shown(e.unit or '')}{pct}")
             if e.threshold is not None:
                 parts.append(
                     f"vs {_shown(e.threshold)} {unit_shown(e.threshold_unit or '')}"
@@ -161,14 +168,19 @@ def _add_interpret(sub: Any) -> None:
         type=int,
         help="longest printed comment, in characters (default: the profile's, else 400)",
     )
-    p.add_argument("--file", type=Path, help="a JSON file: a list of {label, panel, context}")
+    p.add_argument(
+        "--file",
+        type=Path,
+        help="a JSON file: a list of {label, panel, context, history} (history: earlier "
+        "results, each {collected_at, <analytes>, context})",
+    )
     p.add_argument("--json", action="store_true", help="print the interpretation as JSON")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 
 
 def _read_panels(path: Path) -> list[dict[str, Any]]:
     """The panels of ``interpret --file``: a JSON list of objects, or a one-line error."""
-    expected = "a JSON list of {label, panel, context} objects"
+    expected = "a JSON list of {label, panel, context, history} objects"
     if path.is_dir():
         raise InputFormatError(f"--file {path} is a folder; expected {expected}")
     try:
@@ -230,6 +242,7 @@ def _run_interpret(args: argparse.Namespace) -> int:
                     profile=args.profile,
                     decimal=args.decimal,
                     comment_limit=limit,
+                    history=item.get("history"),
                 )
             except B12LabsError as exc:
                 if args.json:
