@@ -152,6 +152,8 @@ class LongScorer:
     date_format: str | None = None
     columns: list[str] = field(default_factory=list)
     columns_out: tuple[str, ...] | None = None  # the b12labs columns (output_columns())
+    #: earlier episodes are the history of later ones (docs/clinical-logic.md §8)
+    history: bool = True
     _carry: pd.DataFrame | None = None
     _done: set[str] = field(default_factory=set)
     rows_in: int = 0
@@ -197,6 +199,7 @@ class LongScorer:
             self.decimal,
             self.date_format,
             self.columns_out,
+            self.history,
         )
 
     def finish(self) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -229,6 +232,7 @@ def _score_long_block(
     decimal: str,
     date_format: str | None = None,
     columns_out: tuple[str, ...] | None = None,
+    history: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     n = len(block)
     rejects: list[pd.DataFrame] = []
@@ -406,11 +410,12 @@ def _score_long_block(
         cmap.context["collected_at"] = "collected_at"
     # results over time (docs/clinical-logic.md §8): each episode's history is the patient's
     # earlier results (earlier episodes, and results its newest ones superseded)
-    serial, voided = serial_columns(good, newest, wide, roles, profile, decimal, date_format)
-    for key, rows in voided.items():
-        wide.loc[rows, key] = ""
-    for key, values in serial.items():
-        wide[SERIAL_PREFIX + key] = values
+    if history:
+        serial, voided = serial_columns(good, newest, wide, roles, profile, decimal, date_format)
+        for key, rows in voided.items():
+            wide.loc[rows, key] = ""
+        for key, values in serial.items():
+            wide[SERIAL_PREFIX + key] = values
     wide = wide.reset_index(drop=True)
     scored = score_frame(
         wide,
@@ -450,6 +455,7 @@ def score_long(
     unit_col: str | None = None,
     columns_out: str | Sequence[str] | None = None,
     canonical: bool = True,
+    history: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score a long export (one result per row); returns ``(episodes, rejects)``.
 
@@ -461,6 +467,9 @@ def score_long(
     ``date_format`` (a ``strftime`` pattern, e.g. ``"%d/%m/%Y"``) says otherwise: day/month
     order is never guessed. ``columns_out`` / ``canonical`` choose the b12labs columns as in
     :func:`~b12labs.batch.score_frame`; the episode columns are always kept.
+    With ``history`` (the default) a patient's earlier results are the history of each later
+    episode (docs/clinical-logic.md §8: serial findings such as ``B12_SIGNIFICANT_FALL``,
+    within 730 days); ``history=False`` scores each episode alone.
     """
     selected = output_columns(columns_out, canonical=canonical)  # before any work
     if window_days <= 0:
@@ -482,6 +491,7 @@ def score_long(
         decimal=decimal,
         date_format=date_format,
         columns_out=selected,
+        history=history,
     )
     scored, rejects = scorer.feed(df.astype("string"), last=True)
     return scored, rejects
