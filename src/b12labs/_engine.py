@@ -17,6 +17,7 @@ of :data:`b12labs.rules.DERIVE`), and :func:`status` reads them all.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -110,10 +111,8 @@ class _Scalar:
 
     name = "scalar"
     nan = math.nan
-
-    @staticmethod
-    def not_(x: X) -> X:
-        return not x
+    #: ``not x``; the C function, not a Python one: rules call it some 50 times a panel
+    not_ = staticmethod(operator.not_)
 
     @staticmethod
     def where(cond: X, a: X, b: X) -> X:
@@ -578,16 +577,24 @@ def lab_limit(f: Facts, xp: Any, name: str, base: X, lab: X) -> X:
     recorded as the effective limit ``name``."""
     has_lab = lab == lab
     f.limit_from_lab[name] = has_lab
-    value = xp.where(has_lab, lab, base)
+    value = (lab if has_lab else base) if xp is SCALAR else xp.where(has_lab, lab, base)
     f.limit[name] = value
     return value
 
 
 def chosen_limit(f: Facts, name: str) -> X:
     """The profile value of chosen limit ``name`` for each panel, recording which key applied."""
-    which, value = choose_limit(name, f.raw, f.profile.canonical, f.xp)
+    xp = f.xp
+    choice = LIMIT_CHOICES.get(name)
+    if choice is None or xp is not SCALAR:
+        which, value = choose_limit(name, f.raw, f.profile.canonical, xp)
+        f.limit_which[name] = which
+        return value
+    # one panel: look up only the key that applies (choose_limit builds every key's value)
+    p = f.profile.canonical
+    which = choice.which(f.raw, p, xp)
     f.limit_which[name] = which
-    return value
+    return p[choice.keys[which]]
 
 
 def derive(raw: RawInputs, profile: Profile, xp: Any, areas: Sequence[Deriver]) -> Facts:
