@@ -207,3 +207,27 @@ def test_value_unit_mapping_fast_path_matches_the_general_path(raw: dict[str, ob
         return (m.model_dump_json(), m.model_fields_set, type(m.value))
 
     assert outcome(raw) == outcome(OrderedDict(raw))
+
+
+def test_a_remembered_context_is_the_one_validation_gives() -> None:
+    """PatientContext.parse remembers a plain context dict it validated; what it returns is
+    what a fresh validation gives, exact types stay apart, and bad input raises every time."""
+    from b12labs.errors import InvalidValueError
+    from b12labs.models import PatientContext, _context_key
+
+    given = {"age": 55, "sex": "F", "medications": ["metformin 500 mg"], "symptoms": "fatigue"}
+    first = PatientContext.parse(given)
+    again = PatientContext.parse(dict(given))
+    assert again == first == PatientContext.model_validate(given)
+    # True is not 1, -0.0 is not 0.0, a list is not a tuple: each is its own input
+    assert _context_key({"age": True}) != _context_key({"age": 1})
+    assert _context_key({"age": -0.0}) != _context_key({"age": 0.0})
+    assert _context_key({"symptoms": ["fatigue"]}) != _context_key({"symptoms": ("fatigue",)})
+    # dates are checked against the clock, other types are not plain: always validated afresh
+    assert _context_key({"collected_at": "2024-01-02"}) is None
+    assert _context_key({"medications": [1]}) is None
+    for _ in range(2):
+        with pytest.raises(InvalidValueError):
+            PatientContext.parse({"age": 200})
+        with pytest.raises(InvalidValueError):
+            PatientContext.parse({"age": True})

@@ -8,11 +8,16 @@ twice.
 
 Censored values (``<50``) are intervals: a comparison is true only when it holds for the whole
 interval, so a censored value decides a band only when the band contains all of it.
+
+:func:`derive` builds a panel's measures and effective-limit tables; each area's derived
+features are derived next to its rules (``derive_<area>`` in ``rules/<area>.py``, in the order
+of :data:`b12labs.rules.DERIVE`), and :func:`status` reads them all.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -35,6 +40,7 @@ __all__ = [
     "STATUS_REASONS",
     "TREATMENT_CODES",
     "VECTOR",
+    "Deriver",
     "Facts",
     "LimitChoice",
     "Measure",
@@ -42,8 +48,11 @@ __all__ = [
     "StatusCode",
     "applied_key",
     "choose_limit",
+    "chosen_limit",
     "deficient_or_probable",
     "derive",
+    "exact",
+    "lab_limit",
 ]
 
 #: The analytes with numeric results (every docs/clinical-logic.md §2 key but the qualitative IF antibody).
@@ -103,10 +112,8 @@ class _Scalar:
 
     name = "scalar"
     nan = math.nan
-
-    @staticmethod
-    def not_(x: X) -> X:
-        return not x
+    #: ``not x``; the C function, not a Python one: rules call it some 50 times a panel
+    not_ = staticmethod(operator.not_)
 
     @staticmethod
     def where(cond: X, a: X, b: X) -> X:
@@ -327,11 +334,6 @@ MALABSORPTION_CONDITIONS = CONDITION_GROUPS["malabsorption"]
 DIET_CONDITIONS = CONDITION_GROUPS["diet"]
 NG239_OTHER_SYMPTOMS = SYMPTOM_GROUPS["ng239_other"]
 
-#: Suspect limits of the analytes data (canonical units): beyond them a unit slip is likely.
-SUSPECT_LIMITS: dict[str, float] = {
-    k: spec.suspect for k, spec in ANALYTES.items() if spec.suspect is not None
-}
-
 
 @dataclass(frozen=True, slots=True)
 class LimitChoice:
@@ -436,7 +438,11 @@ class Facts:
 
     Built once per panel (or per column of panels) by :func:`derive`; the derived features
     are named after what they mean (``b12_deficient``, ``mma_elevated``, ``renal``) and are
-    shared by the rules and the status.
+    shared by the rules and the status. Each area's features are derived next to that area's
+    rules, by ``derive_<area>`` in ``rules/<area>.py`` (cobalamin: the B12 and holoTC bands;
+    metabolites: MMA, homocysteine, eGFR and renal impairment; folate; haematology: MCV, RDW,
+    Hb, reticulocytes; iron: TSAT derivation, ferritin, inflammation; context: symptoms,
+    treatment, IF antibody, age, diet, malabsorption, usable; quality: suspect values).
     """
 
     def __init__(self, raw: RawInputs, profile: Profile, xp: Any) -> None:
@@ -471,7 +477,7 @@ class Facts:
                 out = out | symptoms.get(n, False)
         return out
 
-    # populated by derive()
+    # measures and effective-limit tables, populated by derive()
     b12: Measure
     holotc: Measure
     mma: Measure
@@ -494,7 +500,7 @@ class Facts:
     #: index into LIMIT_CHOICES[name].keys of the limit that applied, for chosen limits
     limit_which: dict[str, X]
 
-    # derived features (bools/floats, or arrays of them), set by derive()
+    # derived features (bools/floats, or arrays of them), set by the area derivers
     anaemia: X
     anaemia_moderate: X
     anaemia_severe: X
@@ -589,24 +595,48 @@ class Facts:
     conflict_current: X
 
 
-def _limit(f: Facts, xp: Any, name: str, base: X, lab: X) -> X:
-    """A profile limit replaced, row by row, by the lab's own interval where one was given."""
+#: An area's share of the facts: ``deriver(f, raw, xp)`` sets that area's derived features on
+#: ``f`` (each next to its rules, ``rules/<area>.py``; :data:`b12labs.rules.DERIVE` is the order).
+Deriver = Callable[["Facts", RawInputs, Any], None]
+
+
+def exact(value: float) -> Measure:
+    """An uncensored, present result in the scalar shape (a value the engine computed)."""
+    return _Exact(value)
+
+
+def lab_limit(f: Facts, xp: Any, name: str, base: X, lab: X) -> X:
+    """A profile limit replaced, row by row, by the lab's own interval where one was given;
+    recorded as the effective limit ``name``."""
     has_lab = lab == lab
     f.limit_from_lab[name] = has_lab
-    value = xp.where(has_lab, lab, base)
+    value = (lab if has_lab else base) if xp is SCALAR else xp.where(has_lab, lab, base)
     f.limit[name] = value
     return value
 
 
-def _chosen(f: Facts, name: str) -> X:
+def chosen_limit(f: Facts, name: str) -> X:
     """The profile value of chosen limit ``name`` for each panel, recording which key applied."""
-    which, value = choose_limit(name, f.raw, f.profile.canonical, f.xp)
+    xp = f.xp
+    choice = LIMIT_CHOICES.get(name)
+    if choice is None or xp is not SCALAR:
+        which, value = choose_limit(name, f.raw, f.profile.canonical, xp)
+        f.limit_which[name] = which
+        return value
+    # one panel: look up only the key that applies (choose_limit builds every key's value)
+    p = f.profile.canonical
+    which = choice.which(f.raw, p, xp)
     f.limit_which[name] = which
-    return value
+    return p[choice.keys[which]]
 
 
-def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
-    """Build the :class:`Facts` for a panel (``SCALAR``) or a column of panels (``VECTOR``)."""
+def derive(raw: RawInputs, profile: Profile, xp: Any, areas: Sequence[Deriver]) -> Facts:
+    """Build the :class:`Facts` for a panel (``SCALAR``) or a column of panels (``VECTOR``).
+
+    Here only the measures and the (empty) effective-limit tables; each area's derived features
+    are set by its deriver in ``areas``, called in that order (:data:`b12labs.rules.DERIVE`:
+    an area may read the features of the areas before it).
+    """
     f = Facts(raw, profile, xp)
     values, cmp = raw.values, raw.cmp
     any_censored: X = False
@@ -624,255 +654,12 @@ def derive(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
         setattr(f, key, m)
         any_censored = any_censored | m.censored
     f.any_censored = any_censored
-    rh, rl = raw.ref_high, raw.ref_low
     f.limit = {}
     f.limit_from_lab = {}
     f.limit_which = {}
-    p = profile.canonical
-    band = raw.band
-
-    # B12 and holoTC bands: always the profile's (compared in the published unit)
-    b12_low = band.get("b12_deficient", p["b12_deficient"])
-    b12_upper = band.get("b12_indeterminate_upper", p["b12_indeterminate_upper"])
-    f.limit["b12_deficient"], f.limit["b12_indeterminate_upper"] = b12_low, b12_upper
-    b12 = f.b12
-    f.b12_deficient = b12.lt(b12_low)
-    f.b12_unlikely = b12.gt(b12_upper)
-    f.b12_indeterminate = b12.ge(b12_low) & b12.le(b12_upper)
-    f.b12_deficient_or_indeterminate = b12.le(b12_upper)
-    f.b12_undecided = b12.present & xp.not_(f.b12_deficient | f.b12_unlikely | f.b12_indeterminate)
-    f.b12_high = b12.gt(
-        _limit(f, xp, "b12_high", band.get("b12_high", p["b12_high"]), rh.get("b12", _NAN))
-    )
-    f.b12_in_indeterminate_or_low = f.b12_deficient | f.b12_indeterminate
-
-    h_low = band.get("holotc_deficient", p["holotc_deficient"])
-    h_upper = band.get("holotc_indeterminate_upper", p["holotc_indeterminate_upper"])
-    f.limit["holotc_deficient"], f.limit["holotc_indeterminate_upper"] = h_low, h_upper
-    h = f.holotc
-    f.holotc_deficient = h.lt(h_low)
-    f.holotc_unlikely = h.gt(h_upper)
-    f.holotc_indeterminate = h.ge(h_low) & h.le(h_upper)
-    f.holotc_deficient_or_indeterminate = h.le(h_upper)
-    f.holotc_undecided = h.present & xp.not_(
-        f.holotc_deficient | f.holotc_unlikely | f.holotc_indeterminate
-    )
-
-    # "deficient or indeterminate": also true for a censored value lying wholly in those bands
-    f.cobalamin_low = f.b12_deficient_or_indeterminate | f.holotc_deficient_or_indeterminate
-    f.cobalamin_unlikely = f.b12_unlikely | f.holotc_unlikely
-    f.cobalamin_deficient = f.b12_deficient | f.holotc_deficient
-    # one marker deficient, the other in the unlikely band: they disagree (B12_HOLOTC_DISCORDANT)
-    f.discordant = (f.b12_deficient & f.holotc_unlikely) | (f.holotc_deficient & f.b12_unlikely)
-
-    # MMA: age-specific limit (under-65 limit when age unknown), lab ref_high replaces it
-    mma_limit = _limit(f, xp, "mma_elevated", _chosen(f, "mma_elevated"), rh.get("mma", _NAN))
-    f.mma_elevated = f.mma.gt(mma_limit)
-    f.mma_not_elevated = f.mma.le(mma_limit)
-    f.mma_undecided = f.mma.present & xp.not_(f.mma_elevated | f.mma_not_elevated)
-    # above 0.75 umol/L *and* the age-specific limit (an infant's 1.25 exceeds 0.75)
-    f.mma_marked = f.mma.gt(p["mma_markedly_elevated"]) & f.mma_elevated
-
-    # eGFR: reported, or calculated from creatinine (CKD-EPI 2021) when it can be
-    _egfr(f, raw, xp)
-    # renal impairment: eGFR < 60, creatinine above its own interval's upper limit, or CKD
-    f.creatinine_high = f.creatinine.gt(rh.get("creatinine", _NAN))
-    f.renal = f.egfr.lt(p["egfr_renal"]) | f.creatinine_high | f.cond("chronic_kidney_disease")
-    f.kidney_failure = f.egfr.lt(p["egfr_kidney_failure"])
-    f.mma_renal_caveat = f.mma_elevated & f.renal
-
-    f.hcy_elevated = f.homocysteine.gt(
-        _limit(
-            f, xp, "homocysteine_elevated", p["homocysteine_elevated"], rh.get("homocysteine", _NAN)
-        )
-    )
-
-    # folate
-    folate_low_limit = _limit(f, xp, "folate_low", p["folate_low"], rl.get("folate", _NAN))
-    f.folate_low = f.folate.lt(folate_low_limit)
-    f.folate_borderline = f.folate.ge(folate_low_limit) & f.folate.le(p["folate_borderline_upper"])
-    f.rbc_folate_low = f.rbc_folate.lt(p["rbc_folate_low"])
-
-    # haematology
-    f.macrocytosis = f.mcv.gt(
-        _limit(f, xp, "mcv_macrocytosis", p["mcv_macrocytosis"], rh.get("mcv", _NAN))
-    )
-    f.marked_macrocytosis = f.mcv.gt(p["mcv_marked"])
-    f.rdw_high = f.rdw.gt(_limit(f, xp, "rdw_high", p["rdw_high"], rh.get("rdw", _NAN)))
-
-    f.anaemia = f.hb.lt(_limit(f, xp, "hb_anaemia", _chosen(f, "hb_anaemia"), rl.get("hb", _NAN)))
-    f.anaemia_severe = f.hb.lt(_chosen(f, "hb_severe"))
-    f.anaemia_moderate = f.hb.lt(_chosen(f, "hb_moderate"))
-
-    # iron; TSAT derived from iron and TIBC when it was not reported (docs/clinical-logic.md §2)
-    derivable = (
-        xp.isnan(values.get("tsat", _NAN))
-        & f.iron.present
-        & f.tibc.present
-        & xp.not_(f.iron.censored | f.tibc.censored)
-    )
-    f.tsat_derived = derivable
-    if xp is SCALAR:
-        if derivable:
-            f.tsat = Measure(round(f.iron.value / f.tibc.value * 100.0, 10), 0, xp)
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            derived = np.where(
-                derivable, np.round(f.iron.value / f.tibc.value * 100.0, 10), f.tsat.value
-            )
-        f.tsat = Measure(derived, np.where(derivable, 0, cmp.get("tsat", 0)), xp)
-
-    f.crp_high = f.crp.gt(
-        _limit(f, xp, "crp_inflammation", p["crp_inflammation"], rh.get("crp", _NAN))
-    )
-    f.inflammation = f.any_cond(INFLAMMATORY_CONDITIONS) | f.crp_high
-    ferritin_limit = _limit(f, xp, "ferritin_low", p["ferritin_low"], rl.get("ferritin", _NAN))
-    f.iron_deficiency_plain = f.ferritin.lt(ferritin_limit)
-    f.iron_deficiency_inflammation = (
-        f.inflammation
-        & f.ferritin.lt(p["ferritin_low_inflammation"])
-        & f.tsat.lt(p["tsat_low_inflammation"])
-    )
-    f.iron_deficiency = f.iron_deficiency_plain | f.iron_deficiency_inflammation
-    # in inflammation, a ferritin of 100-300 with TSAT < 20 % may still be iron deficiency; with
-    # ferritin 30-300 and no TSAT (nor iron and TIBC to derive it), TSAT is what would tell
-    f.tsat_low_inflammation = f.tsat.lt(p["tsat_low_inflammation"])
-    f.iron_deficiency_possible = (
-        f.inflammation
-        & f.ferritin.ge(p["ferritin_low_inflammation"])
-        & f.ferritin.le(p["ferritin_possible_upper"])
-        & f.tsat_low_inflammation
-    )
-    f.iron_tsat_wanted = (
-        f.inflammation
-        & f.ferritin.ge(ferritin_limit)
-        & f.ferritin.le(p["ferritin_possible_upper"])
-        & xp.not_(f.tsat.present)
-        & xp.not_(f.iron_deficiency)
-    )
-    f.retic_high = f.retic.gt(p["retic_high"])
-
-    # context
-    f.neuro = raw.neurological
-    f.any_symptom = raw.any_symptom
-    f.nitrous = raw.nitrous_oxide
-    f.ng239_symptom = f.neuro | f.any_sym(NG239_OTHER_SYMPTOMS)
-    # a positive IF antibody within 14 days of an injection may be a false positive (Mayo): it
-    # then counts for nothing but its own note
-    f.if_false_positive_window = raw.if_positive & (
-        raw.days_since_injection <= p["if_antibody_false_positive"]
-    )
-    f.if_positive = raw.if_positive & xp.not_(f.if_false_positive_window)
-    f.if_negative = raw.if_negative
-    # an equivocal result counts as neither, but the test was done: it is not ordered again
-    f.if_equivocal = raw.if_equivocal
-    f.if_measured = raw.if_positive | raw.if_negative | raw.if_equivocal
-    f.treatment_none = raw.treatment == 3
-    f.recent_treatment = (
-        (raw.treatment == 1)
-        | (raw.treatment == 2)
-        | (raw.treatment_started & xp.not_(f.treatment_none))
-        | (raw.days_since_injection <= p["b12_injection_recent"])
-        | f.med("b12_product")
-    )
-    f.under_age = raw.age < p["adult_age"]
-    f.malabsorption = f.any_cond(MALABSORPTION_CONDITIONS)
-    f.diet = f.any_cond(DIET_CONDITIONS)
-    f.biotin = f.med("biotin")
-    f.usable = (
-        f.b12.present | f.holotc.present | f.mma.present | f.homocysteine.present | f.if_positive
-    )
-    f.censored_undecided = f.b12_undecided | f.holotc_undecided | f.mma_undecided
-    f.mma_child = f.under_age & f.mma_elevated
-    _suspect(f, xp)
+    for area in areas:
+        area(f, raw, xp)
     return f
-
-
-def _suspect(f: Facts, xp: Any) -> None:
-    """Values beyond their analyte's suspect limit (a unit slip, not disease): used, questioned.
-
-    A B12 that high is explained by recorded treatment; under 16 a raised MMA is never
-    "suspect" (inborn errors give very high values: PAEDIATRIC_MMA).
-    """
-    f.suspect = {}
-    any_suspect: X = False
-    for key, limit in SUSPECT_LIMITS.items():
-        flag = getattr(f, key).gt(limit)
-        if key == "b12":
-            flag = flag & xp.not_(f.recent_treatment)
-        elif key == "mma":
-            flag = flag & xp.not_(f.under_age)
-        f.suspect[key] = flag
-        any_suspect = any_suspect | flag
-    f.any_suspect = any_suspect
-
-
-# CKD-EPI 2021 creatinine equation (Inker et al., N Engl J Med 2021;385:1737-49), race-free
-_CKD_EPI = {"female": (0.7, -0.241, 1.012), "male": (0.9, -0.302, 1.0)}
-_UMOL_PER_MG_DL = 88.4
-
-
-def ckd_epi_2021(creatinine_umol: X, age: X, female: X, xp: Any) -> X:
-    """eGFR (mL/min/1.73m2) from creatinine (umol/L), age (years) and sex, in either shape."""
-    scr = creatinine_umol / _UMOL_PER_MG_DL
-    kf, af, sf = _CKD_EPI["female"]
-    km, am, sm = _CKD_EPI["male"]
-    if xp is SCALAR:
-        k, a, s = (kf, af, sf) if female else (km, am, sm)
-        r = scr / k
-        return 142.0 * min(r, 1.0) ** a * max(r, 1.0) ** -1.200 * 0.9938**age * s
-    kv = np.where(female, kf, km)
-    av = np.where(female, af, am)
-    sv = np.where(female, sf, sm)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rv = scr / kv
-        return 142.0 * np.minimum(rv, 1.0) ** av * np.maximum(rv, 1.0) ** -1.200 * 0.9938**age * sv
-
-
-def egfr_not_calculated(raw: RawInputs, creatinine_censored: bool) -> str | None:
-    """Why eGFR was not calculated from a reported creatinine (scalar shape), or ``None``."""
-    if raw.pregnant:
-        return "not calculated from creatinine in pregnancy"
-    if creatinine_censored:
-        return "not calculated from a censored creatinine"
-    if raw.age != raw.age:
-        return "not calculated from creatinine: age unknown"
-    if raw.age < ADULT_EGFR_AGE:
-        return "not calculated from creatinine under 18 years"
-    if raw.sex not in (1, 2):
-        return "not calculated from creatinine: sex unknown or other"
-    return None
-
-
-#: CKD-EPI is validated from 18 years
-ADULT_EGFR_AGE = 18.0
-
-
-def _egfr(f: Facts, raw: RawInputs, xp: Any) -> None:
-    """Replace a missing eGFR by the CKD-EPI 2021 estimate where creatinine, age >= 18 and
-    sex (female/male) are known and the patient is not pregnant (docs/clinical-logic.md §2)."""
-    creat = f.creatinine
-    reported = raw.values.get("egfr", _NAN)
-    can = (
-        xp.isnan(reported)
-        & xp.not_(raw.implausible.get("egfr", False))
-        & creat.present
-        & xp.not_(creat.censored)
-        & (raw.age >= ADULT_EGFR_AGE)
-        & ((raw.sex == 1) | (raw.sex == 2))
-        & xp.not_(raw.pregnant)
-    )
-    f.egfr_calculated = can
-    if xp is SCALAR:
-        if can:
-            value = round(ckd_epi_2021(creat.value, raw.age, raw.sex == 1, xp), 1)
-            f.egfr = _Exact(value)
-        return
-    if not np.any(can):
-        return
-    estimate = np.round(ckd_epi_2021(creat.value, raw.age, raw.sex == 1, xp), 1)
-    value = np.where(can, estimate, f.egfr.value)
-    f.egfr = Measure(value, np.where(can, 0, raw.cmp.get("egfr", 0)), xp)
 
 
 def _probable(f: Facts) -> X:

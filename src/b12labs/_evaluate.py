@@ -6,8 +6,7 @@ from typing import Any
 
 from ._engine import Facts, RawInputs, derive, status
 from .profiles import Profile
-from .rules import CATALOGUE, Rule
-from .rules.serial import derive_serial
+from .rules import CATALOGUE, DERIVE, Rule
 
 __all__ = ["PHASE_AFTER_STATUS", "PHASE_BEFORE_STATUS", "evaluate", "severity_rank"]
 
@@ -21,9 +20,9 @@ PHASE_AFTER_STATUS: tuple[tuple[str, Any], ...] = tuple(
 
 
 def evaluate(raw: RawInputs, profile: Profile, xp: Any) -> Facts:
-    """Derive facts, fire every rule, compute the status; ``f.fired`` maps code -> bool(s)."""
-    f = derive(raw, profile, xp)
-    derive_serial(f, xp)
+    """Derive facts (the measures, then each area's, in :data:`~b12labs.rules.DERIVE` order),
+    fire every rule, compute the status; ``f.fired`` maps code -> bool(s)."""
+    f = derive(raw, profile, xp, DERIVE)
     fired = f.fired
     for code, when in PHASE_BEFORE_STATUS:
         fired[code] = when(f, xp)

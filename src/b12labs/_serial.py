@@ -297,6 +297,7 @@ def _newest_bad(
     # imported here: _interpret imports this module
     from ._engine import SCALAR, deficient_or_probable, derive
     from ._interpret import panel_inputs
+    from .rules import DERIVE
 
     for entry in sorted(entries, key=lambda e: e.collected_at, reverse=True):
         if entry.collected_at >= current_at or _STATUS_MARKERS.isdisjoint(entry.results):
@@ -305,7 +306,7 @@ def _newest_bad(
             k: m for k, m in entry.results.items() if (k, entry.collected_at) not in conflicted
         }
         raw, _ = panel_inputs(results, _entry_context(entry, context), profile)
-        code = deficient_or_probable(derive(raw, profile, SCALAR))
+        code = deficient_or_probable(derive(raw, profile, SCALAR, DERIVE))
         if code:
             return entry.collected_at, ("deficient" if code == 1 else "probable")
     return None

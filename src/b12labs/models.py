@@ -615,8 +615,9 @@ class PatientContext(BaseModel):
                 analyte=unknown[0],
                 accepted=", ".join(cls.model_fields),
             )
+        key = _context_key(context)
         try:
-            return cls.model_validate(context)
+            return cls.model_validate(context) if key is None else _validated_context(key)
         except ValueError as exc:
             coded = _coded(exc)
             if coded is not None:
@@ -637,6 +638,45 @@ class PatientContext(BaseModel):
 
 
 _EMPTY_CONTEXT = PatientContext()
+
+#: Value types a context is remembered by (exactly these: ``True`` is not ``1``).
+_PLAIN_TYPES = frozenset({type(None), bool, int, float, str})
+#: Fields read against the clock ("not in the future"): a context with one is never remembered.
+_CLOCK_FIELDS = ("b12_treatment_started", "collected_at")
+
+_ContextKey = tuple[tuple[str, type, Any, str | None], ...]
+
+
+def _context_key(context: Mapping[str, object]) -> _ContextKey | None:
+    """What a context dict is remembered by: each field's name, exact type and value (a
+    float also by ``repr``, so ``-0.0`` is not ``0.0``), in the order given; ``None`` when a
+    value is of another type (or a field is read against the clock), so it is always validated.
+    """
+    if type(context) is not dict:
+        return None
+    out = []
+    for k, v in context.items():
+        t = type(v)
+        if type(k) is not str or k in _CLOCK_FIELDS:
+            return None
+        if t in _PLAIN_TYPES:
+            out.append((k, t, v, repr(v) if t is float else None))
+        elif (t is list or t is tuple) and all(type(x) is str for x in v):
+            out.append((k, t, tuple(v), None))
+        else:
+            return None
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _validated_context(key: _ContextKey) -> PatientContext:
+    """A context validated once per distinct input: validation is a function of the input
+    alone (no clock fields), the model is frozen and its values immutable, so a repeated
+    context (the same patient's next panel, a common age and sex) is not validated again.
+    An input that fails is not remembered: it raises again every time."""
+    data = {k: list(v) if t is list else v for k, t, v, _ in key}
+    return PatientContext.model_validate(data)
+
 
 #: a date this far ahead of the clock is "in the future" (time zones, clock skew)
 _FUTURE_SLACK = timedelta(days=1)

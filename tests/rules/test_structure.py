@@ -187,3 +187,30 @@ def test_a_group_naming_an_unknown_term_is_refused() -> None:
 
     with pytest.raises(ValueError, match="not vocabulary terms"):
         _groups({"inflammatory": ["rheumatoid_arthritis", "gout"]}, CONDITIONS)
+
+
+def test_each_area_derives_its_facts_next_to_its_rules() -> None:
+    """derive() builds only the measures; each area's facts are derived in that area's module,
+    once, in the fixed order rules.DERIVE (an area reads only the facts of areas before it)."""
+    from b12labs._engine import SCALAR, RawInputs, derive
+    from b12labs.profiles import load_profile
+    from b12labs.rules import DERIVE, DERIVE_ORDER
+    from b12labs.rules._registry import DERIVERS, derives
+
+    assert set(DERIVERS) == set(DERIVE_ORDER)
+    for area, fn in zip(DERIVE_ORDER, DERIVE, strict=True):
+        assert fn.__module__ == f"b12labs.rules.{area}"
+        assert fn.__name__ == f"derive_{area}"
+    with pytest.raises(ValueError, match="derived twice"):
+        derives("iron")(lambda f, raw, xp: None)
+    # the measures alone: no area's feature is set until its deriver runs
+    bare = derive(RawInputs(values={"b12": 100.0}), load_profile("nice-ng239-2024"), SCALAR, ())
+    assert not hasattr(bare, "b12_deficient") and bare.b12.present
+    # each prefix of the order runs: no area reads a later area's facts
+    for n in range(1, len(DERIVE) + 1):
+        derive(
+            RawInputs(values={"b12": 100.0, "mma": 0.5}),
+            load_profile("nice-ng239-2024"),
+            SCALAR,
+            DERIVE[:n],
+        )

@@ -1,4 +1,4 @@
-"""The rule catalogue: registration, metadata and the sources rules cite."""
+"""The rule catalogue: registration, metadata and the sources rules cite; the area derivers."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._engine import LIMIT_CHOICES
+from .._engine import LIMIT_CHOICES, Deriver
 from ..models import Severity
 
 __all__ = [
     "CATALOGUE",
+    "DERIVERS",
     "FIELDS",
     "RETIRED",
     "SOURCES",
@@ -22,6 +23,7 @@ __all__ = [
     "all_of",
     "avoid",
     "branch",
+    "derives",
     "message_field",
     "missing",
     "order",
@@ -379,6 +381,24 @@ def rule(
                 comment=comment,
             )
         )
+        return fn
+
+    return register
+
+
+#: Area derivers: area -> the function that sets that area's derived features on the facts
+#: (``rules/<area>.py``, next to the rules that read them). :data:`b12labs.rules.DERIVE` is the
+#: order they run in.
+DERIVERS: dict[str, Deriver] = {}
+
+
+def derives(area: str) -> Callable[[Deriver], Deriver]:
+    """Register the decorated function as the deriver of ``area``'s facts (one an area)."""
+
+    def register(fn: Deriver) -> Deriver:
+        if area in DERIVERS:
+            raise ValueError(f"facts of area {area} derived twice")
+        DERIVERS[area] = fn
         return fn
 
     return register

@@ -1,19 +1,69 @@
-"""Cobalamin rules: total B12 and holotranscobalamin bands (docs/clinical-logic.md §5 "Cobalamin")."""
+"""Cobalamin rules: total B12 and holotranscobalamin bands (docs/clinical-logic.md §5 "Cobalamin").
+
+The cobalamin facts (the B12 and holoTC bands, a high B12, discordance) are derived here, by
+:func:`derive_cobalamin`.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from .._engine import MALABSORPTION_CONDITIONS, Facts, StatusCode
+from .._engine import MALABSORPTION_CONDITIONS, Facts, RawInputs, StatusCode, lab_limit
 from ..models import Severity
 from ..vocabulary import CONDITION_GROUPS
 from ._fields import words
-from ._registry import all_of, branch, message_field, missing, order, review, rule
+from ._registry import all_of, branch, derives, message_field, missing, order, review, rule
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
 
 _HIGH_B12_EXPLAINED = CONDITION_GROUPS["high_b12_explained"]
+
+
+_NAN = math.nan
+
+
+@derives("cobalamin")
+def derive_cobalamin(f: Facts, raw: RawInputs, xp: Any) -> None:
+    """The B12 and holoTC bands (always the profile's, compared in the unit reported), the high
+    B12, and how the two markers agree (docs/clinical-logic.md §4)."""
+    p = f.profile.canonical
+    band = raw.band
+    b12_low = band.get("b12_deficient", p["b12_deficient"])
+    b12_upper = band.get("b12_indeterminate_upper", p["b12_indeterminate_upper"])
+    f.limit["b12_deficient"], f.limit["b12_indeterminate_upper"] = b12_low, b12_upper
+    b12 = f.b12
+    f.b12_deficient = b12.lt(b12_low)
+    f.b12_unlikely = b12.gt(b12_upper)
+    f.b12_indeterminate = b12.ge(b12_low) & b12.le(b12_upper)
+    f.b12_deficient_or_indeterminate = b12.le(b12_upper)
+    f.b12_undecided = b12.present & xp.not_(f.b12_deficient | f.b12_unlikely | f.b12_indeterminate)
+    f.b12_high = b12.gt(
+        lab_limit(
+            f, xp, "b12_high", band.get("b12_high", p["b12_high"]), raw.ref_high.get("b12", _NAN)
+        )
+    )
+    f.b12_in_indeterminate_or_low = f.b12_deficient | f.b12_indeterminate
+
+    h_low = band.get("holotc_deficient", p["holotc_deficient"])
+    h_upper = band.get("holotc_indeterminate_upper", p["holotc_indeterminate_upper"])
+    f.limit["holotc_deficient"], f.limit["holotc_indeterminate_upper"] = h_low, h_upper
+    h = f.holotc
+    f.holotc_deficient = h.lt(h_low)
+    f.holotc_unlikely = h.gt(h_upper)
+    f.holotc_indeterminate = h.ge(h_low) & h.le(h_upper)
+    f.holotc_deficient_or_indeterminate = h.le(h_upper)
+    f.holotc_undecided = h.present & xp.not_(
+        f.holotc_deficient | f.holotc_unlikely | f.holotc_indeterminate
+    )
+
+    # "deficient or indeterminate": also true for a censored value lying wholly in those bands
+    f.cobalamin_low = f.b12_deficient_or_indeterminate | f.holotc_deficient_or_indeterminate
+    f.cobalamin_unlikely = f.b12_unlikely | f.holotc_unlikely
+    f.cobalamin_deficient = f.b12_deficient | f.holotc_deficient
+    # one marker deficient, the other in the unlikely band: they disagree (B12_HOLOTC_DISCORDANT)
+    f.discordant = (f.b12_deficient & f.holotc_unlikely) | (f.holotc_deficient & f.b12_unlikely)
 
 
 def _no_malabsorption(f: Facts, xp: Any) -> X:

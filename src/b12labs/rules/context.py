@@ -1,17 +1,68 @@
-"""Context and confounder rules (docs/clinical-logic.md §5 "Context and confounders")."""
+"""Context and confounder rules (docs/clinical-logic.md §5 "Context and confounders").
+
+The context facts (symptoms, nitrous oxide, IF antibody, treatment, age, diet, malabsorption,
+biotin, whether the panel is usable at all) are derived here, by :func:`derive_context`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .._engine import DIET_CONDITIONS, MALABSORPTION_CONDITIONS, Facts
+from .._engine import (
+    DIET_CONDITIONS,
+    MALABSORPTION_CONDITIONS,
+    NG239_OTHER_SYMPTOMS,
+    Facts,
+    RawInputs,
+)
 from ..models import Severity
 from ._fields import words
-from ._registry import branch, message_field, order, rule
+from ._registry import branch, derives, message_field, order, rule
 from .neurology import NEURO_URGENT_CLAUSE
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
+
+
+@derives("context")
+def derive_context(f: Facts, raw: RawInputs, xp: Any) -> None:
+    """Symptoms, nitrous oxide, the IF antibody (and its false-positive window), treatment, age,
+    diet, malabsorption, biotin, and whether the panel can be assessed at all.
+
+    Reads the cobalamin and metabolite areas' facts (derived before it).
+    """
+    p = f.profile.canonical
+    f.neuro = raw.neurological
+    f.any_symptom = raw.any_symptom
+    f.nitrous = raw.nitrous_oxide
+    f.ng239_symptom = f.neuro | f.any_sym(NG239_OTHER_SYMPTOMS)
+    # a positive IF antibody within 14 days of an injection may be a false positive (Mayo): it
+    # then counts for nothing but its own note
+    f.if_false_positive_window = raw.if_positive & (
+        raw.days_since_injection <= p["if_antibody_false_positive"]
+    )
+    f.if_positive = raw.if_positive & xp.not_(f.if_false_positive_window)
+    f.if_negative = raw.if_negative
+    # an equivocal result counts as neither, but the test was done: it is not ordered again
+    f.if_equivocal = raw.if_equivocal
+    f.if_measured = raw.if_positive | raw.if_negative | raw.if_equivocal
+    f.treatment_none = raw.treatment == 3
+    f.recent_treatment = (
+        (raw.treatment == 1)
+        | (raw.treatment == 2)
+        | (raw.treatment_started & xp.not_(f.treatment_none))
+        | (raw.days_since_injection <= p["b12_injection_recent"])
+        | f.med("b12_product")
+    )
+    f.under_age = raw.age < p["adult_age"]
+    f.malabsorption = f.any_cond(MALABSORPTION_CONDITIONS)
+    f.diet = f.any_cond(DIET_CONDITIONS)
+    f.biotin = f.med("biotin")
+    f.usable = (
+        f.b12.present | f.holotc.present | f.mma.present | f.homocysteine.present | f.if_positive
+    )
+    f.censored_undecided = f.b12_undecided | f.holotc_undecided | f.mma_undecided
+    f.mma_child = f.under_age & f.mma_elevated
 
 
 @message_field("malabsorption")

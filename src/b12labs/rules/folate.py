@@ -1,16 +1,37 @@
-"""Folate rules (docs/clinical-logic.md §5 "Folate")."""
+"""Folate rules (docs/clinical-logic.md §5 "Folate").
+
+The folate facts (serum folate low or borderline, red-cell folate low) are derived here, by
+:func:`derive_folate`.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from .._engine import Facts, StatusCode
+from .._engine import Facts, RawInputs, StatusCode, lab_limit
 from ..models import Severity
 from ._fields import words
-from ._registry import avoid, branch, message_field, order, rule
+from ._registry import avoid, branch, derives, message_field, order, rule
 
 X = Any
 INFO, WARNING, CRITICAL = Severity.info, Severity.warning, Severity.critical
+
+
+_NAN = math.nan
+
+
+@derives("folate")
+def derive_folate(f: Facts, raw: RawInputs, xp: Any) -> None:
+    """Serum folate low or borderline (a lab's lower limit replaces the profile's) and red-cell
+    folate low."""
+    p = f.profile.canonical
+    folate_low_limit = lab_limit(
+        f, xp, "folate_low", p["folate_low"], raw.ref_low.get("folate", _NAN)
+    )
+    f.folate_low = f.folate.lt(folate_low_limit)
+    f.folate_borderline = f.folate.ge(folate_low_limit) & f.folate.le(p["folate_borderline_upper"])
+    f.rbc_folate_low = f.rbc_folate.lt(p["rbc_folate_low"])
 
 
 @rule(

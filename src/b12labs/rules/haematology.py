@@ -1,19 +1,47 @@
-"""Haematology rules: MCV and haemoglobin (docs/clinical-logic.md §5 "Haematology")."""
+"""Haematology rules: MCV and haemoglobin (docs/clinical-logic.md §5 "Haematology").
+
+The haematology facts (MCV, RDW, Hb and anaemia severity, reticulocytes) are derived here, by
+:func:`derive_haematology`.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from .._engine import Facts, StatusCode
+from .._engine import Facts, RawInputs, StatusCode, chosen_limit, lab_limit
 from ..models import Severity
 from ..vocabulary import CONDITION_GROUPS
 from ._fields import words
-from ._registry import branch, message_field, order, rule
+from ._registry import branch, derives, message_field, order, rule
 
 _MACRO_CAUSES = CONDITION_GROUPS["macrocytosis_causes"]
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
+
+
+_NAN = math.nan
+
+
+@derives("haematology")
+def derive_haematology(f: Facts, raw: RawInputs, xp: Any) -> None:
+    """Macrocytosis, a high RDW, anaemia and its severity (limits by sex and pregnancy), and a
+    high reticulocyte count."""
+    p = f.profile.canonical
+    rh = raw.ref_high
+    f.macrocytosis = f.mcv.gt(
+        lab_limit(f, xp, "mcv_macrocytosis", p["mcv_macrocytosis"], rh.get("mcv", _NAN))
+    )
+    f.marked_macrocytosis = f.mcv.gt(p["mcv_marked"])
+    f.rdw_high = f.rdw.gt(lab_limit(f, xp, "rdw_high", p["rdw_high"], rh.get("rdw", _NAN)))
+
+    f.anaemia = f.hb.lt(
+        lab_limit(f, xp, "hb_anaemia", chosen_limit(f, "hb_anaemia"), raw.ref_low.get("hb", _NAN))
+    )
+    f.anaemia_severe = f.hb.lt(chosen_limit(f, "hb_severe"))
+    f.anaemia_moderate = f.hb.lt(chosen_limit(f, "hb_moderate"))
+    f.retic_high = f.retic.gt(p["retic_high"])
 
 
 def _b12_wanted(f: Facts, xp: Any) -> X:

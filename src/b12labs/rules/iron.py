@@ -1,16 +1,80 @@
-"""Iron rules (docs/clinical-logic.md §5 "Iron")."""
+"""Iron rules (docs/clinical-logic.md §5 "Iron").
+
+The iron facts (TSAT derived from iron and TIBC, CRP and inflammation, ferritin and iron
+deficiency) are derived here, by :func:`derive_iron`.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from .._engine import INFLAMMATORY_CONDITIONS, Facts
+import numpy as np
+
+from .._engine import INFLAMMATORY_CONDITIONS, SCALAR, Facts, Measure, RawInputs, lab_limit
 from ..models import Severity
 from ._fields import words
-from ._registry import branch, message_field, order, rule
+from ._registry import branch, derives, message_field, order, rule
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
+
+
+_NAN = math.nan
+
+
+@derives("iron")
+def derive_iron(f: Facts, raw: RawInputs, xp: Any) -> None:
+    """TSAT (derived from iron and TIBC when it was not reported, docs/clinical-logic.md §2),
+    inflammation, and iron deficiency plain, in inflammation, possible or needing a TSAT."""
+    p = f.profile.canonical
+    derivable = (
+        xp.isnan(raw.values.get("tsat", _NAN))
+        & f.iron.present
+        & f.tibc.present
+        & xp.not_(f.iron.censored | f.tibc.censored)
+    )
+    f.tsat_derived = derivable
+    if xp is SCALAR:
+        if derivable:
+            f.tsat = Measure(round(f.iron.value / f.tibc.value * 100.0, 10), 0, xp)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            derived = np.where(
+                derivable, np.round(f.iron.value / f.tibc.value * 100.0, 10), f.tsat.value
+            )
+        f.tsat = Measure(derived, np.where(derivable, 0, raw.cmp.get("tsat", 0)), xp)
+
+    f.crp_high = f.crp.gt(
+        lab_limit(f, xp, "crp_inflammation", p["crp_inflammation"], raw.ref_high.get("crp", _NAN))
+    )
+    f.inflammation = f.any_cond(INFLAMMATORY_CONDITIONS) | f.crp_high
+    ferritin_limit = lab_limit(
+        f, xp, "ferritin_low", p["ferritin_low"], raw.ref_low.get("ferritin", _NAN)
+    )
+    f.iron_deficiency_plain = f.ferritin.lt(ferritin_limit)
+    f.iron_deficiency_inflammation = (
+        f.inflammation
+        & f.ferritin.lt(p["ferritin_low_inflammation"])
+        & f.tsat.lt(p["tsat_low_inflammation"])
+    )
+    f.iron_deficiency = f.iron_deficiency_plain | f.iron_deficiency_inflammation
+    # in inflammation, a ferritin of 100-300 with TSAT < 20 % may still be iron deficiency; with
+    # ferritin 30-300 and no TSAT (nor iron and TIBC to derive it), TSAT is what would tell
+    f.tsat_low_inflammation = f.tsat.lt(p["tsat_low_inflammation"])
+    f.iron_deficiency_possible = (
+        f.inflammation
+        & f.ferritin.ge(p["ferritin_low_inflammation"])
+        & f.ferritin.le(p["ferritin_possible_upper"])
+        & f.tsat_low_inflammation
+    )
+    f.iron_tsat_wanted = (
+        f.inflammation
+        & f.ferritin.ge(ferritin_limit)
+        & f.ferritin.le(p["ferritin_possible_upper"])
+        & xp.not_(f.tsat.present)
+        & xp.not_(f.iron_deficiency)
+    )
 
 
 @rule(

@@ -1,19 +1,128 @@
-"""Metabolite rules: methylmalonic acid and homocysteine (docs/clinical-logic.md §5 "Metabolites")."""
+"""Metabolite rules: methylmalonic acid and homocysteine (docs/clinical-logic.md §5 "Metabolites").
+
+The metabolite facts (MMA against its age-specific limit, homocysteine, eGFR reported or
+calculated by CKD-EPI 2021, renal impairment) are derived here, by :func:`derive_metabolites`.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from .._engine import Facts, StatusCode
+import numpy as np
+
+from .._engine import SCALAR, Facts, Measure, RawInputs, StatusCode, chosen_limit, exact, lab_limit
 from ..models import Severity
 from ._fields import words
-from ._registry import branch, message_field, order, rule
+from ._registry import branch, derives, message_field, order, rule
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
 #: PAEDIATRIC_MMA's clause: in a child every raised-MMA finding makes this one point
 CHILD_MMA_CLAUSE = "raised MMA in a child: discussion with a paediatric metabolic service"
 _MARKED = "a markedly raised MMA is highly suggestive of functional B12 deficiency"
+
+
+_NAN = math.nan
+
+
+@derives("metabolites")
+def derive_metabolites(f: Facts, raw: RawInputs, xp: Any) -> None:
+    """MMA against its age-specific limit, eGFR (reported or calculated), renal impairment and
+    homocysteine (docs/clinical-logic.md §4)."""
+    p = f.profile.canonical
+    rh = raw.ref_high
+    # MMA: age-specific limit (under-65 limit when age unknown), lab ref_high replaces it
+    mma_limit = lab_limit(
+        f, xp, "mma_elevated", chosen_limit(f, "mma_elevated"), rh.get("mma", _NAN)
+    )
+    f.mma_elevated = f.mma.gt(mma_limit)
+    f.mma_not_elevated = f.mma.le(mma_limit)
+    f.mma_undecided = f.mma.present & xp.not_(f.mma_elevated | f.mma_not_elevated)
+    # above 0.75 umol/L *and* the age-specific limit (an infant's 1.25 exceeds 0.75)
+    f.mma_marked = f.mma.gt(p["mma_markedly_elevated"]) & f.mma_elevated
+
+    # eGFR: reported, or calculated from creatinine (CKD-EPI 2021) when it can be
+    _egfr(f, raw, xp)
+    # renal impairment: eGFR < 60, creatinine above its own interval's upper limit, or CKD
+    f.creatinine_high = f.creatinine.gt(rh.get("creatinine", _NAN))
+    f.renal = f.egfr.lt(p["egfr_renal"]) | f.creatinine_high | f.cond("chronic_kidney_disease")
+    f.kidney_failure = f.egfr.lt(p["egfr_kidney_failure"])
+    f.mma_renal_caveat = f.mma_elevated & f.renal
+
+    f.hcy_elevated = f.homocysteine.gt(
+        lab_limit(
+            f, xp, "homocysteine_elevated", p["homocysteine_elevated"], rh.get("homocysteine", _NAN)
+        )
+    )
+
+
+# CKD-EPI 2021 creatinine equation (Inker et al., N Engl J Med 2021;385:1737-49), race-free
+_CKD_EPI = {"female": (0.7, -0.241, 1.012), "male": (0.9, -0.302, 1.0)}
+_UMOL_PER_MG_DL = 88.4
+
+
+def ckd_epi_2021(creatinine_umol: X, age: X, female: X, xp: Any) -> X:
+    """eGFR (mL/min/1.73m2) from creatinine (umol/L), age (years) and sex, in either shape."""
+    scr = creatinine_umol / _UMOL_PER_MG_DL
+    kf, af, sf = _CKD_EPI["female"]
+    km, am, sm = _CKD_EPI["male"]
+    if xp is SCALAR:
+        k, a, s = (kf, af, sf) if female else (km, am, sm)
+        r = scr / k
+        return 142.0 * min(r, 1.0) ** a * max(r, 1.0) ** -1.200 * 0.9938**age * s
+    kv = np.where(female, kf, km)
+    av = np.where(female, af, am)
+    sv = np.where(female, sf, sm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rv = scr / kv
+        return 142.0 * np.minimum(rv, 1.0) ** av * np.maximum(rv, 1.0) ** -1.200 * 0.9938**age * sv
+
+
+def egfr_not_calculated(raw: RawInputs, creatinine_censored: bool) -> str | None:
+    """Why eGFR was not calculated from a reported creatinine (scalar shape), or ``None``."""
+    if raw.pregnant:
+        return "not calculated from creatinine in pregnancy"
+    if creatinine_censored:
+        return "not calculated from a censored creatinine"
+    if raw.age != raw.age:
+        return "not calculated from creatinine: age unknown"
+    if raw.age < ADULT_EGFR_AGE:
+        return "not calculated from creatinine under 18 years"
+    if raw.sex not in (1, 2):
+        return "not calculated from creatinine: sex unknown or other"
+    return None
+
+
+#: CKD-EPI is validated from 18 years
+ADULT_EGFR_AGE = 18.0
+
+
+def _egfr(f: Facts, raw: RawInputs, xp: Any) -> None:
+    """Replace a missing eGFR by the CKD-EPI 2021 estimate where creatinine, age >= 18 and
+    sex (female/male) are known and the patient is not pregnant (docs/clinical-logic.md §2)."""
+    creat = f.creatinine
+    reported = raw.values.get("egfr", _NAN)
+    can = (
+        xp.isnan(reported)
+        & xp.not_(raw.implausible.get("egfr", False))
+        & creat.present
+        & xp.not_(creat.censored)
+        & (raw.age >= ADULT_EGFR_AGE)
+        & ((raw.sex == 1) | (raw.sex == 2))
+        & xp.not_(raw.pregnant)
+    )
+    f.egfr_calculated = can
+    if xp is SCALAR:
+        if can:
+            value = round(ckd_epi_2021(creat.value, raw.age, raw.sex == 1, xp), 1)
+            f.egfr = exact(value)
+        return
+    if not np.any(can):
+        return
+    estimate = np.round(ckd_epi_2021(creat.value, raw.age, raw.sex == 1, xp), 1)
+    value = np.where(can, estimate, f.egfr.value)
+    f.egfr = Measure(value, np.where(can, 0, raw.cmp.get("egfr", 0)), xp)
 
 
 @rule(

@@ -1,16 +1,48 @@
-"""Scope and input-quality rules (docs/clinical-logic.md §5 "Scope" and "Input quality")."""
+"""Scope and input-quality rules (docs/clinical-logic.md §5 "Scope" and "Input quality").
+
+The quality facts (values beyond their analyte's suspect limit) are derived here, by
+:func:`derive_quality`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .._engine import Facts
+from .._engine import Facts, RawInputs
 from ..models import Severity
-from ._registry import review, rule
+from ..units import ANALYTES
+from ._registry import derives, review, rule
 from .metabolites import CHILD_MMA_CLAUSE
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
+
+
+#: Suspect limits of the analytes data (canonical units): beyond them a unit slip is likely.
+SUSPECT_LIMITS: dict[str, float] = {
+    k: spec.suspect for k, spec in ANALYTES.items() if spec.suspect is not None
+}
+
+
+@derives("quality")
+def derive_quality(f: Facts, raw: RawInputs, xp: Any) -> None:
+    """Values beyond their analyte's suspect limit (a unit slip, not disease): used, questioned.
+
+    A B12 that high is explained by recorded treatment; under 16 a raised MMA is never
+    "suspect" (inborn errors give very high values: PAEDIATRIC_MMA). Reads the context area's
+    facts (derived before it).
+    """
+    f.suspect = {}
+    any_suspect: X = False
+    for key, limit in SUSPECT_LIMITS.items():
+        flag = getattr(f, key).gt(limit)
+        if key == "b12":
+            flag = flag & xp.not_(f.recent_treatment)
+        elif key == "mma":
+            flag = flag & xp.not_(f.under_age)
+        f.suspect[key] = flag
+        any_suspect = any_suspect | flag
+    f.any_suspect = any_suspect
 
 
 @rule(

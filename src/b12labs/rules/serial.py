@@ -20,7 +20,7 @@ from .._engine import Facts, Measure
 from ..models import Evidence, Measurement, Severity
 from ..units import ANALYTES
 from ._fields import words
-from ._registry import branch, message_field, review, rule
+from ._registry import branch, derives, message_field, review, rule
 
 X = Any
 INFO, WARNING = Severity.info, Severity.warning
@@ -31,7 +31,8 @@ SINCE = "2"  # the clinical-content version §8 appeared in
 SERIAL_EVIDENCE: dict[str, Callable[[Any, Any], tuple[Evidence, ...]]] = {}
 
 
-def derive_serial(f: Facts, xp: Any) -> None:
+@derives("serial")
+def derive_serial(f: Facts, raw: Any, xp: Any) -> None:
     """The serial facts of a panel (or a column of panels); every one false without history."""
     s = f.raw.serial
     p = f.profile
@@ -41,7 +42,6 @@ def derive_serial(f: Facts, xp: Any) -> None:
     started = f.days_since_start >= 0
     f.treatment_started_known = started & xp.not_(f.treatment_none)
     # on replacement now (current context): oral/injection, or a start with treatment not none
-    raw = f.raw
     f.on_replacement = (
         (raw.treatment == 1)
         | (raw.treatment == 2)
