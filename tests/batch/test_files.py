@@ -220,7 +220,10 @@ def test_long_export_episodes_and_rejects(tmp_path: Path) -> None:
         ["P1", "2024-08-01T00:00:00Z"],
         ["P2", "2024-02-01T00:00:00Z"],
     ]
-    assert ep["b12labs_status"].tolist() == ["probable", "unlikely", "deficient"]
+    # P1's earlier episode was probable (raised MMA) and no treatment is recorded: the normal
+    # B12 later is not reassuring (RULES v2 §8 PREVIOUS_DEFICIENCY), and it rose beyond the RCV
+    assert ep["b12labs_status"].tolist() == ["probable", "indeterminate", "deficient"]
+    assert {"PREVIOUS_DEFICIENCY", "B12_SIGNIFICANT_RISE"} <= set(ep["b12labs_codes"][1].split(";"))
     assert ep["mma_ref_high"].tolist()[0] == "378"
     rej = read(tmp_path / "ep.rejects.csv")
     assert rej["b12labs_row"].tolist() == ["3", "5"]
