@@ -59,7 +59,7 @@ def test_bad_input_is_a_clear_error_and_exit_2() -> None:
 def test_interpret_file_of_panels_and_other_profiles() -> None:
     out = run("interpret", "--file", "examples/panels.json", "--json")
     items = json.loads(out.stdout)
-    assert len(items) == 10 and items[0]["interpretation"]["status"] == "deficient"
+    assert len(items) == 12 and items[0]["interpretation"]["status"] == "deficient"
     out = run("interpret", "--b12", "160 ng/L", "--profile", "mayo-acasm", "--json")
     assert json.loads(out.stdout)["status"] == "indeterminate"
 
@@ -67,6 +67,6 @@ def test_interpret_file_of_panels_and_other_profiles() -> None:
 def test_profiles_rules_and_docs_check() -> None:
     assert "nice-ng239-2024" in run("profiles").stdout
     rules = json.loads(run("rules", "--json").stdout)
-    assert len(rules) == 47  # RULES v2: the 41 rules of v1 and six new ones (§9)
+    assert len(rules) == 57  # RULES v2: 41 of v1, six new (§9) and ten of results over time (§8)
     out = run("docs", "--check")
     assert out.returncode == 0, out.stderr

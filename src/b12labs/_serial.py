@@ -23,7 +23,7 @@ Decisions made here, in one place:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -94,6 +94,9 @@ class SerialDetail:
     earlier_bad: tuple[datetime, str] | None = None  # (collected_at, "deficient"/"probable")
     conflicts: tuple[Conflict, ...] = ()
     ignored_old: list[int] = field(default_factory=list)
+    #: judges the earlier result sets on demand (the day of the newest deficient or probable
+    #: one, NaN if none); None once resolved or when it cannot matter
+    resolve_bad: Callable[[], float] | None = None
 
 
 def _value_key(analyte: str, m: Measurement) -> tuple[object, ...]:
@@ -162,6 +165,7 @@ def serial_inputs(
     *,
     now: datetime | None = None,
     current_times: Mapping[str, datetime] | None = None,
+    eager_bad: bool = False,
 ) -> tuple[dict[str, float], SerialDetail, tuple[str, ...]]:
     """The serial inputs of one panel, their detail, and the current analytes a conflict voids.
 
@@ -274,13 +278,24 @@ def serial_inputs(
     ):
         inputs["earlier_neuro"] = 1.0
 
-    # the newest earlier result set that was deficient or probable (read only when the current
-    # B12 or holoTC could make PREVIOUS_DEFICIENCY or B12_ON_REPLACEMENT fire)
+    # the newest earlier result set that was deficient or probable: judged only when the
+    # current facts show it can matter (PREVIOUS_DEFICIENCY, B12_ON_REPLACEMENT), by
+    # rules.serial.derive_serial calling resolve_bad(); eagerly with eager_bad (batch)
     if "b12" in measurements or "holotc" in measurements:
-        bad = _newest_bad(entries, conflicted, context, profile, current_at)
-        if bad is not None:
+
+        def resolve() -> float:
+            bad = _newest_bad(entries, conflicted, context, profile, current_at)
+            if bad is None:
+                return math.nan
             detail.earlier_bad = bad
-            inputs["bad_day"] = day_number(bad[0])
+            return day_number(bad[0])
+
+        if eager_bad:
+            day = resolve()
+            if day == day:
+                inputs["bad_day"] = day
+        else:
+            detail.resolve_bad = resolve
     return inputs, detail, tuple(voided)
 
 
@@ -297,16 +312,22 @@ def _newest_bad(
     # imported here: _interpret imports this module
     from ._engine import SCALAR, deficient_or_probable, derive
     from ._interpret import panel_inputs
-    from .rules import DERIVE
+    from .rules import DERIVE_STATUS
 
+    plain: PatientContext | None = None  # the context of every entry without its own
     for entry in sorted(entries, key=lambda e: e.collected_at, reverse=True):
         if entry.collected_at >= current_at or _STATUS_MARKERS.isdisjoint(entry.results):
             continue
+        if entry.context is None:
+            plain = plain or _entry_context(entry, context)
+            entry_context = plain
+        else:
+            entry_context = _entry_context(entry, context)
         results = {
             k: m for k, m in entry.results.items() if (k, entry.collected_at) not in conflicted
         }
-        raw, _ = panel_inputs(results, _entry_context(entry, context), profile)
-        code = deficient_or_probable(derive(raw, profile, SCALAR, DERIVE))
+        raw, _ = panel_inputs(results, entry_context, profile)
+        code = deficient_or_probable(derive(raw, profile, SCALAR, DERIVE_STATUS))
         if code:
             return entry.collected_at, ("deficient" if code == 1 else "probable")
     return None

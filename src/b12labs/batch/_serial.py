@@ -188,6 +188,7 @@ def serial_columns(
                     entries,
                     profile,
                     current_times={a: t.astimezone(UTC) for a, (t, _) in current.items()},
+                    eager_bad=True,
                 )
             except B12LabsError:
                 continue

@@ -98,7 +98,18 @@ def derive_serial(f: Facts, raw: Any, xp: Any) -> None:
         & f.treatment_started_known
         & (f.days_since_start <= p["myoclonus_note_within"])
     )
-    f.earlier_bad = g("bad_day", _NAN) == g("bad_day", _NAN)  # known
+    bad_day = g("bad_day", _NAN)
+    detail = raw.serial_detail
+    if detail is not None and detail.resolve_bad is not None:
+        # one panel: the earlier result sets are judged only when that can change a finding
+        current_b12 = f.b12.present | f.holotc.present
+        could = (f.b12_unlikely & xp.not_(f.treated | f.on_replacement)) | (
+            current_b12 & f.on_replacement
+        )
+        if could:
+            bad_day = detail.resolve_bad()
+        detail.resolve_bad = None
+    f.earlier_bad = bad_day == bad_day  # known
     f.earlier_neuro = g("earlier_neuro", 0.0) > 0
     f.conflict = g("conflict", 0.0) > 0
     f.conflict_current = g("conflict_current", 0.0) > 0
