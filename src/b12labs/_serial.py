@@ -201,24 +201,23 @@ def serial_inputs(
             inputs["start"] = day_number(start)
         return inputs, detail, ()
 
-    # every result at each (analyte, time), the current panel's included when its time is known
-    by_time: dict[tuple[str, datetime], dict[tuple[object, ...], str]] = {}
+    # every result at each (analyte, time), the current panel's included when its time is known;
+    # only a time holding two results can hold a conflict, so only those are compared
+    by_time: dict[tuple[str, datetime], list[Measurement]] = {}
     for entry in entries:
         for analyte, m in entry.results.items():
-            by_time.setdefault((analyte, entry.collected_at), {})[_value_key(analyte, m)] = (
-                m.reported or ""
-            )
+            by_time.setdefault((analyte, entry.collected_at), []).append(m)
     voided: list[str] = []
     conflicts: list[Conflict] = []
     conflicted: set[tuple[str, datetime]] = set()
-    for (analyte, at), values in by_time.items():
-        with_current = dict(values)
-        own = times.get(analyte, current_at)
-        current = given and at == own and analyte in measurements
-        if current:
-            m = measurements[analyte]
-            with_current.setdefault(_value_key(analyte, m), m.reported or "")
-        distinct = _distinct(with_current)
+    for (analyte, at), found in by_time.items():
+        current = given and at == times.get(analyte, current_at) and analyte in measurements
+        if len(found) < 2 and not current:
+            continue
+        values: dict[tuple[object, ...], str] = {}
+        for m in (*found, *((measurements[analyte],) if current else ())):
+            values.setdefault(_value_key(analyte, m), m.reported or "")
+        distinct = _distinct(values)
         if len(distinct) > 1:
             conflicted.add((analyte, at))
             # named in value order, so the message never depends on the order of the inputs
@@ -232,20 +231,22 @@ def serial_inputs(
     if voided:
         inputs["conflict_current"] = 1.0
 
-    # the newest comparable earlier value of each analyte (strictly before the current panel)
-    observations: list[Earlier] = []
-    for entry in entries:
+    # the newest comparable earlier value of each analyte (strictly before the current panel),
+    # read newest first so that only the values that can be chosen are converted
+    newest_first = sorted(entries, key=lambda e: e.collected_at, reverse=True)
+    wanted = set(COMPARED_ANALYTES)
+    for entry in newest_first:
         for analyte, m in entry.results.items():
-            if (analyte, entry.collected_at) not in conflicted:
-                observations.append(_earlier(analyte, entry.collected_at, m))
-    observations.sort(key=lambda o: o.day)
-    for o in observations:
-        if (
-            o.comparable
-            and o.at < times.get(o.analyte, current_at)
-            and o.analyte in COMPARED_ANALYTES
-        ):
-            detail.previous[o.analyte] = o  # later ones overwrite: the newest wins
+            if analyte not in wanted or (analyte, entry.collected_at) in conflicted:
+                continue
+            if entry.collected_at >= times.get(analyte, current_at):
+                continue
+            o = _earlier(analyte, entry.collected_at, m)
+            if o.comparable:
+                detail.previous[analyte] = o
+                wanted.discard(analyte)
+        if not wanted:
+            break
     for analyte, o in detail.previous.items():
         inputs[f"prev_{analyte}"] = o.value
         inputs[f"prev_{analyte}_day"] = o.day
@@ -264,10 +265,20 @@ def serial_inputs(
     if start is not None:
         detail.start = start
         inputs["start"] = start_day = day_number(start)
-        for o in observations:
-            # a result on the day treatment started counts as before it (taken to decide)
-            if o.comparable and o.analyte in BASELINE_ANALYTES and o.day < start_day + 1:
-                detail.baseline[o.analyte] = o
+        # a result on the day treatment started counts as before it (taken to decide)
+        wanted = set(BASELINE_ANALYTES)
+        for entry in newest_first:
+            if day_number(entry.collected_at) >= start_day + 1:
+                continue
+            for analyte, m in entry.results.items():
+                if analyte not in wanted or (analyte, entry.collected_at) in conflicted:
+                    continue
+                o = _earlier(analyte, entry.collected_at, m)
+                if o.comparable:
+                    detail.baseline[analyte] = o
+                    wanted.discard(analyte)
+            if not wanted:
+                break
         for analyte, o in detail.baseline.items():
             inputs[f"base_{analyte}"] = o.value
             inputs[f"base_{analyte}_day"] = o.day
@@ -290,7 +301,7 @@ def serial_inputs(
             detail.earlier_bad = bad
             return day_number(bad[0])
 
-        if eager_bad:
+        if eager_bad and _current_could_use_bad(measurements, context, profile):
             day = resolve()
             if day == day:
                 inputs["bad_day"] = day
@@ -300,6 +311,46 @@ def serial_inputs(
 
 
 _STATUS_MARKERS = frozenset({"b12", "holotc", "mma", "homocysteine", "if_antibody"})
+_PROBABLE_MARKERS = frozenset({"mma", "homocysteine", "if_antibody"})
+
+
+def _current_could_use_bad(
+    measurements: Mapping[str, Measurement], context: PatientContext, profile: Profile
+) -> bool:
+    """False only when no finding can read the earlier deficiency: not on replacement
+    (B12_ON_REPLACEMENT) and the current B12 not possibly in the unlikely band
+    (PREVIOUS_DEFICIENCY). A cheap, safe screen for the batch, which judges eagerly."""
+    if context.b12_treatment in ("oral", "injection") or (
+        context.b12_treatment_started is not None and context.b12_treatment != "none"
+    ):
+        return True
+    m = measurements.get("b12")
+    if m is None or m.value is None:
+        return False
+    if m.comparator in (">", ">="):
+        return True
+    limit = profile.band("b12_indeterminate_upper", m.unit)[0]
+    factor = resolve_unit("b12", m.unit).factor if m.unit else 1.0
+    return m.value * factor >= limit * (1 - 1e-9)
+
+
+def _could_be_bad(entry: HistoryEntry, profile: Profile) -> bool:
+    """False only when an entry cannot be deficient or probable: no MMA, homocysteine or IF
+    antibody, and every B12 or holoTC wholly above its deficient limit. A cheap, safe screen
+    in front of the full judgement (which decides every entry it lets through)."""
+    if not _PROBABLE_MARKERS.isdisjoint(entry.results):
+        return True
+    for key in ("b12", "holotc"):
+        m = entry.results.get(key)
+        if m is None:
+            continue
+        if m.value is None or m.comparator in ("<", "<="):
+            return True
+        limit = profile.band(f"{key}_deficient", m.unit)[0]
+        factor = resolve_unit(key, m.unit).factor if m.unit else 1.0
+        if m.value * factor <= limit * (1 + 1e-9):
+            return True
+    return False
 
 
 def _newest_bad(
@@ -317,6 +368,8 @@ def _newest_bad(
     plain: PatientContext | None = None  # the context of every entry without its own
     for entry in sorted(entries, key=lambda e: e.collected_at, reverse=True):
         if entry.collected_at >= current_at or _STATUS_MARKERS.isdisjoint(entry.results):
+            continue
+        if not _could_be_bad(entry, profile):
             continue
         if entry.context is None:
             plain = plain or _entry_context(entry, context)

@@ -195,6 +195,17 @@ def _with_unit(analyte: str, m: Measurement) -> Measurement:
     return m
 
 
+@functools.lru_cache(maxsize=8192)
+def _machine_measurement(analyte: str, value: float, unit: str, is_int: bool) -> Measurement:
+    """``{"value": 250.0, "unit": "pg/mL"}`` checked and built once per distinct input (the
+    result is frozen, so sharing it is safe; a refused one raises every time). ``value`` is
+    a float or int, never a bool (the caller checks the exact type); ``is_int`` keeps 250 and
+    250.0 apart in the cache, since they compare equal."""
+    checked = _check_value(value, analyte, value)
+    resolve_unit(analyte, unit)  # raises UnitError
+    return _new_measurement(value=checked, unit=unit)
+
+
 def parse_measurement(
     analyte: str, raw: object, *, decimal: str = ".", unit: str | None = None
 ) -> Measurement:
@@ -222,9 +233,7 @@ def parse_measurement(
             and value_unit.strip()
             and not ANALYTES[analyte].qualitative
         ):
-            checked = _check_value(value, analyte, value)
-            resolve_unit(analyte, value_unit)  # raises UnitError
-            return _new_measurement(value=checked, unit=value_unit)
+            return _machine_measurement(analyte, value, value_unit, type(value) is int)
     if isinstance(raw, Measurement):
         m = raw if unit is None or raw.unit else raw.model_copy(update={"unit": unit})
     elif isinstance(raw, str):

@@ -10,6 +10,7 @@ results or a recorded treatment start do any work here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -93,6 +94,7 @@ def _context(row: Mapping[str, Any], date_format: str | None) -> PatientContext:
     return PatientContext()
 
 
+@functools.lru_cache(maxsize=65536)
 def _measurement(
     analyte: str, value: str, unit: str, decimal: str, ref: tuple[str, str]
 ) -> Measurement | None:
@@ -130,55 +132,64 @@ def serial_columns(
     if not n:
         return out, voided
     position = {e: i for i, e in enumerate(wide.index)}
-    ends = good.groupby("__episode", sort=False)["__time"].max()
-    out["now"] = np.array([day_number(ends[e].to_pydatetime()) for e in wide.index], dtype=float)
-    newest_rows = set(newest["__row"].tolist())
-    value_col, unit_col = roles["value"], roles.get("unit")
-    low_col, high_col = roles.get("ref_low"), roles.get("ref_high")
-    context_cols = [c for c in (*_SCALAR_FIELDS, *_LIST_FIELDS) if c in wide.columns]
-    has_start = "b12_treatment_started" in wide.columns
+    # plain lists, read once: per-patient pandas indexing would cost more than the rules
+    episode = good["__episode"].to_numpy()
+    pid = good["__pid"].to_numpy()
+    times = [t.to_pydatetime() for t in good["__time"]]
+    analyte = good["__analyte"].tolist()
+    row_no = good["__row"].tolist()
 
-    for _, rows in good.groupby("__pid", sort=False):
-        episodes = list(dict.fromkeys(rows["__episode"].tolist()))
-        multi = len(episodes) > 1 or len(rows) > len(set(rows["__analyte"].tolist()))
-        if not multi and not (
-            has_start and str(wide.at[episodes[0], "b12_treatment_started"]).strip()
-        ):
+    def column(role: str | None) -> list[str]:
+        if role is None:
+            return [""] * len(good)
+        return [str(v) for v in good[role].astype("string").fillna("").tolist()]
+
+    values, units = column(roles["value"]), column(roles.get("unit"))
+    lows, highs = column(roles.get("ref_low")), column(roles.get("ref_high"))
+    end_of: dict[Any, datetime] = {}
+    for e, t in zip(episode.tolist(), times, strict=True):
+        if e not in end_of or t > end_of[e]:
+            end_of[e] = t
+    out["now"] = np.array([day_number(end_of[e]) for e in wide.index], dtype=float)
+    newest_rows = set(newest["__row"].tolist())
+    context_cols = [c for c in (*_SCALAR_FIELDS, *_LIST_FIELDS) if c in wide.columns]
+    cells_of = {
+        c: dict(zip(wide.index, wide[c].astype("string").fillna("").tolist(), strict=True))
+        for c in context_cols
+    }
+    starts = cells_of.get("b12_treatment_started", {})
+
+    # patients are contiguous runs of the sorted rows
+    bounds = np.flatnonzero(np.diff(pid)) + 1 if len(pid) else np.array([], dtype=int)
+    for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(pid)], strict=True):
+        episodes = list(dict.fromkeys(episode[lo:hi].tolist()))
+        repeated = len(set(analyte[lo:hi])) < hi - lo
+        if len(episodes) == 1 and not repeated and not starts.get(episodes[0], "").strip():
             continue
         contexts: dict[Any, PatientContext | None] = {}
         for e in episodes:
-            cells = {c: wide.at[e, c] for c in context_cols}
-            recorded = any(isinstance(v, str) and v.strip() for v in cells.values())
+            cells = {c: cells_of[c][e] for c in context_cols}
+            recorded = any(v.strip() for v in cells.values())
             # an episode with no context recorded is an entry without context, as in interpret()
             contexts[e] = _context(cells, date_format) if recorded else None
         # every result of the patient, read once: (episode, time, analyte, row, measurement)
         results = []
-        frame = rows[["__episode", "__time", "__analyte", "__row"]].copy()
-        values = rows[value_col].astype("string").fillna("").tolist()
-        units = (
-            rows[unit_col].astype("string").fillna("").tolist() if unit_col else [""] * len(rows)
-        )
-        lows = rows[low_col].astype("string").fillna("").tolist() if low_col else [""] * len(rows)
-        highs = (
-            rows[high_col].astype("string").fillna("").tolist() if high_col else [""] * len(rows)
-        )
-        for i, (e, t, a, row_no) in enumerate(frame.itertuples(index=False, name=None)):
-            m = _measurement(a, values[i], units[i], decimal, (lows[i], highs[i]))
+        for i in range(lo, hi):
+            m = _measurement(analyte[i], values[i], units[i], decimal, (lows[i], highs[i]))
             if m is not None:
-                results.append((e, t.to_pydatetime(), a, row_no, m))
+                results.append((episode[i], times[i], analyte[i], row_no[i], m))
+        rank = {e: k for k, e in enumerate(episodes)}
         for k, e in enumerate(episodes):
-            current = {
-                a: (t, m) for ee, t, a, row_no, m in results if ee == e and row_no in newest_rows
-            }
+            current = {a: (t, m) for ee, t, a, r, m in results if ee == e and r in newest_rows}
             earlier = [
                 (t, a, m, ee)
-                for ee, t, a, row_no, m in results
-                if episodes.index(ee) < k or (ee == e and row_no not in newest_rows)
+                for ee, t, a, r, m in results
+                if rank[ee] < k or (ee == e and r not in newest_rows)
             ]
             ctx = contexts[e] or PatientContext()
             if not earlier and ctx.b12_treatment_started is None:
                 continue
-            end = ends[e].to_pydatetime()
+            end = end_of[e]
             entries = _entries(earlier, contexts)
             try:
                 ctx_now = ctx.model_copy(update={"collected_at": end.astimezone(UTC)})
@@ -217,9 +228,16 @@ def _entries(
         else:
             slots.append({a: m})
     out = []
+    plain: dict[Any, PatientContext | None] = {}  # each episode's context, without its time
     for (t, e), slots in sorted(groups.items(), key=lambda kv: kv[0][0]):
-        known = contexts[e]
-        ctx = None if known is None else known.model_copy(update={"collected_at": None})
+        if e not in plain:
+            known = contexts[e]
+            plain[e] = (
+                known
+                if known is None or known.collected_at is None
+                else known.model_copy(update={"collected_at": None})
+            )
+        ctx = plain[e]
         for slot in slots:
             out.append(
                 HistoryEntry.model_construct(

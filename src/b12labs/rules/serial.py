@@ -17,7 +17,7 @@ from typing import Any
 
 from .._display import sig3, unit_shown
 from .._engine import Facts, Measure
-from ..models import Evidence, Measurement, Severity
+from ..models import Evidence, Measurement, Severity, trusted_constructor
 from ..units import ANALYTES
 from ._fields import words
 from ._registry import branch, derives, message_field, review, rule
@@ -26,6 +26,9 @@ X = Any
 INFO, WARNING = Severity.info, Severity.warning
 _NAN = math.nan
 SINCE = "2"  # the clinical-content version §8 appeared in
+
+# evidence built from values computed here, without re-validation
+_new_evidence = trusted_constructor(Evidence)
 
 #: code -> evidence builder (the view, the canonical values used) for ``evidence_of="serial"``
 SERIAL_EVIDENCE: dict[str, Callable[[Any, Any], tuple[Evidence, ...]]] = {}
@@ -195,7 +198,7 @@ def _ev(
             "threshold_name": t_key,
             "threshold_source": v.facts.profile.thresholds[t_key].citation,
         }
-    earlier = Evidence(
+    earlier = _new_evidence(
         analyte=analyte,
         reported=o.measurement.reported,
         value=o.value,
@@ -204,7 +207,7 @@ def _ev(
         collected_at=o.at.isoformat(),
         note="earlier result" if key == "previous" else "last result before treatment started",
     )
-    now = Evidence(
+    now = _new_evidence(
         analyte=analyte,
         reported=v[analyte],
         value=cur,
