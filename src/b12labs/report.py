@@ -7,9 +7,9 @@ than memory can be summarised in one pass.  It keeps only aggregates:
   with an error, non-missing values per canonical analyte column);
 * an exact histogram of ``b12_pmol_l`` over fixed bins (default 0–1500 pmol/L in 60 bins, plus
   underflow/overflow counts), so the distribution plot covers every row;
-* results over time (long exports, RULES.md §8): episodes per serial finding code, episodes
-  with any of them, and the episodes with ``RETEST_TOO_SOON`` by which of B12, folate and
-  ferritin they measured (the code does not name the repeated analyte);
+* results over time (long exports; the rules of area ``serial``): episodes per serial
+  finding code, episodes with any of them, and the episodes with ``RETEST_TOO_SOON`` by
+  which of B12, folate and ferritin they measured (the code does not name the analyte);
 * a bounded, reproducible reservoir sample (algorithm R, default 20 000 rows) of
   ``(b12_pmol_l, mma_umol_l, b12labs_status)`` drawn from rows where both B12 and MMA are
   present; it feeds the anonymous MMA-vs-B12 scatter plot only.
@@ -95,8 +95,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     *VALUE_COLUMNS,
 )
 
-#: The results-over-time finding codes (RULES.md §8) the report counts, in display order, with
-#: the report's neutral description of what each counts.
+#: The results-over-time finding codes (the rules of area ``serial``) the report counts, in
+#: display order, with the report's neutral description of what each counts.
 SERIAL_CODES: dict[str, str] = {
     "RETEST_TOO_SOON": "repeat within the minimum retest interval",
     "B12_ON_REPLACEMENT": "B12 or holoTC measured on replacement after a deficient/probable result",
