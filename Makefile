@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/b12labs interpret --file examples/panels.json
 	@mkdir -p $(OUT)
 	$(BIN)/b12labs score examples/export.csv -o $(OUT)/export.scored.csv --report $(OUT)/cohort-report.html
-	$(BIN)/b12labs score examples/long_export.csv -o $(OUT)/long_export.scored.csv
+	$(BIN)/b12labs score examples/long_export.csv -o $(OUT)/long_export.scored.csv --report $(OUT)/long-cohort-report.html
 	@echo "demo outputs in $(OUT)/"
 
 ## test: the whole test suite

@@ -7,6 +7,9 @@ than memory can be summarised in one pass.  It keeps only aggregates:
   with an error, non-missing values per canonical analyte column);
 * an exact histogram of ``b12_pmol_l`` over fixed bins (default 0–1500 pmol/L in 60 bins, plus
   underflow/overflow counts), so the distribution plot covers every row;
+* results over time (long exports; the rules of area ``serial``): episodes per serial
+  finding code, episodes with any of them, and the episodes with ``RETEST_TOO_SOON`` by
+  which of B12, folate and ferritin they measured (the code does not name the analyte);
 * a bounded, reproducible reservoir sample (algorithm R, default 20 000 rows) of
   ``(b12_pmol_l, mma_umol_l, b12labs_status)`` drawn from rows where both B12 and MMA are
   present; it feeds the anonymous MMA-vs-B12 scatter plot only.
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MISSING_STATUS",
+    "SERIAL_CODES",
     "SEVERITIES",
     "STATUSES",
     "CohortSummary",
@@ -90,6 +94,28 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     CODES_COL,
     *VALUE_COLUMNS,
 )
+
+#: The results-over-time finding codes (the rules of area ``serial``) the report counts, in
+#: display order, with the report's neutral description of what each counts.
+SERIAL_CODES: dict[str, str] = {
+    "RETEST_TOO_SOON": "repeat within the minimum retest interval",
+    "B12_ON_REPLACEMENT": "B12 or holoTC measured on replacement after a deficient/probable result",
+    "HAEMATOLOGICAL_RESPONSE": "Hb or MCV change consistent with response to treatment",
+    "NO_RESPONSE_TO_TREATMENT": "no haematological or MMA response 8 weeks or more after treatment",
+    "REVIEW_DUE": "treatment started recently: review due",
+    "NEURO_RECOVERY_SLOWER": "neurological symptom persists after a haematological response",
+    "B12_SIGNIFICANT_FALL": "B12 fall beyond the reference change value",
+    "B12_SIGNIFICANT_RISE": "B12 rise beyond the reference change value, no treatment recorded",
+    "PREVIOUS_DEFICIENCY": "B12 now in the unlikely band after an earlier deficient/probable result",
+    "RESULT_CONFLICT": "two different results at the same time (neither used)",
+}
+#: Analytes with a minimum retest interval and the canonical column that shows one was measured.
+RETEST_ANALYTES: dict[str, str] = {
+    "B12": "b12_pmol_l",
+    "folate": "folate_nmol_l",
+    "ferritin": "ferritin_ug_l",
+}
+_RETEST = "RETEST_TOO_SOON"
 
 _FOOTER = "Decision support, not a diagnosis."
 
@@ -158,6 +184,8 @@ class CohortSummary:
 
     ``hist_min``/``hist_max``/``hist_bins`` fix the B12 histogram bins (pmol/L, half-open
     ``[lo, hi)`` bins; values ``>= hist_max`` count as overflow, ``< hist_min`` as underflow).
+    ``long_format``: the rows are episodes of a long export, so the report has its "Results
+    over time" section even when no serial finding fired (it has one whenever one did).
     ``sample_size`` bounds the reservoir; ``seed`` makes it reproducible.  For a given seed the
     reservoir does not depend on how the rows were split into chunks.
     """
@@ -167,6 +195,7 @@ class CohortSummary:
     hist_min: float = 0.0
     hist_max: float = 1500.0
     hist_bins: int = 60
+    long_format: bool = False
 
     rows: int = field(default=0, init=False)
     error_rows: int = field(default=0, init=False)
@@ -180,6 +209,10 @@ class CohortSummary:
     hist_overflow: int = field(default=0, init=False)
     #: rows with both B12 and MMA present (the population the reservoir samples from)
     paired_rows: int = field(default=0, init=False)
+    #: rows with at least one :data:`SERIAL_CODES` finding
+    serial_rows: int = field(default=0, init=False)
+    #: rows with ``RETEST_TOO_SOON`` and a value of each :data:`RETEST_ANALYTES` analyte
+    retest_measured: dict[str, int] = field(default_factory=dict, init=False)
 
     _sample_b12: np.ndarray[Any, np.dtype[np.float64]] = field(init=False, repr=False)
     _sample_mma: np.ndarray[Any, np.dtype[np.float64]] = field(init=False, repr=False)
@@ -199,6 +232,7 @@ class CohortSummary:
         self.status_counts = dict.fromkeys(STATUSES, 0)
         self.severity_counts = dict.fromkeys(SEVERITIES, 0)
         self.present_counts = dict.fromkeys(VALUE_COLUMNS, 0)
+        self.retest_measured = dict.fromkeys(RETEST_ANALYTES, 0)
         self._sample_b12 = np.empty(0, dtype=np.float64)
         self._sample_mma = np.empty(0, dtype=np.float64)
         self._sample_status = np.empty(0, dtype=object)
@@ -230,13 +264,24 @@ class CohortSummary:
             profile = profile.where(profile != "", "(none)")
             _add_counts(self.profile_counts, profile.value_counts(sort=False))
 
-        codes = _text_column(chunk, CODES_COL)
-        codes = codes[codes != ""]
+        all_codes = _text_column(chunk, CODES_COL)
+        codes = all_codes[all_codes != ""]
         if len(codes):
             # split each distinct code string once; a code repeated within a row counts once
+            retest_strings: list[str] = []
             for joined, rows in codes.value_counts(sort=False).items():
-                for code in {c.strip() for c in str(joined).split(";")} - {""}:
+                found = {c.strip() for c in str(joined).split(";")} - {""}
+                for code in found:
                     self.code_counts[code] = self.code_counts.get(code, 0) + int(rows)
+                if not found.isdisjoint(SERIAL_CODES):
+                    self.serial_rows += int(rows)
+                if _RETEST in found:
+                    retest_strings.append(str(joined))
+            if retest_strings:
+                retest = all_codes.isin(retest_strings).to_numpy()  # by position
+                for analyte, col in RETEST_ANALYTES.items():
+                    measured = np.isfinite(_float_column(chunk, col)[retest])
+                    self.retest_measured[analyte] += int(measured.sum())
 
         for col in VALUE_COLUMNS:
             self.present_counts[col] += int(np.isfinite(_float_column(chunk, col)).sum())
@@ -319,7 +364,10 @@ class CohortSummary:
             )
         self.rows += other.rows
         self.error_rows += other.error_rows
+        self.long_format = self.long_format or other.long_format
+        self.serial_rows += other.serial_rows
         for mine, theirs in (
+            (self.retest_measured, other.retest_measured),
             (self.status_counts, other.status_counts),
             (self.code_counts, other.code_counts),
             (self.severity_counts, other.severity_counts),
@@ -382,6 +430,33 @@ class CohortSummary:
         ranked = sorted(self.code_counts.items(), key=lambda kv: (-kv[1], kv[0]))
         return ranked[: max(n, 0)]
 
+    @property
+    def has_results_over_time(self) -> bool:
+        """Whether the report shows "Results over time": a long export, or a serial finding."""
+        return self.long_format or self.serial_rows > 0
+
+    def results_over_time(self) -> dict[str, Any]:
+        """The counts of the report's "Results over time" section (episodes are rows).
+
+        ``codes``: episodes per :data:`SERIAL_CODES` code (zeros included, display order);
+        ``episodes_with_any``: episodes with at least one of them; ``retest_by_analyte``: per
+        analyte, the episodes that measured it (``measured``) and, of those, the ones with
+        ``RETEST_TOO_SOON`` (``with_retest``, ``percent``). The code does not say which analyte
+        was repeated, so an episode with it counts under every analyte it measured.
+        """
+        retest = {}
+        for analyte, col in RETEST_ANALYTES.items():
+            measured = self.present_counts.get(col, 0)
+            n = self.retest_measured.get(analyte, 0)
+            retest[analyte] = {"measured": measured, "with_retest": n, "percent": _pct(n, measured)}
+        return {
+            "episodes": self.rows,
+            "long_format": self.long_format,
+            "episodes_with_any": self.serial_rows,
+            "codes": {code: self.code_counts.get(code, 0) for code in SERIAL_CODES},
+            "retest_by_analyte": retest,
+        }
+
     def ordered_status_counts(self) -> dict[str, int]:
         return _ordered(self.status_counts, STATUSES)
 
@@ -408,6 +483,7 @@ class CohortSummary:
                 "overflow": self.hist_overflow,
                 "missing": self.rows - self.b12_present,
             },
+            "results_over_time": self.results_over_time(),
             "sample": {
                 "capacity": self.sample_size,
                 "size": len(self._sample_b12),
@@ -663,11 +739,73 @@ def _plot_codes(fig: Figure, summary: CohortSummary, top: list[tuple[str, int]])
     ax.spines[["top", "right"]].set_visible(False)
 
 
+#: The groups of the "Results over time" plot and tables: (title, codes, bar colour).
+_SERIAL_GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("Retesting", ("RETEST_TOO_SOON", "B12_ON_REPLACEMENT"), "#0072B2"),
+    (
+        "Follow-up after treatment",
+        (
+            "HAEMATOLOGICAL_RESPONSE",
+            "NO_RESPONSE_TO_TREATMENT",
+            "REVIEW_DUE",
+            "NEURO_RECOVERY_SLOWER",
+        ),
+        "#009E73",
+    ),
+    (
+        "Change between results",
+        ("B12_SIGNIFICANT_FALL", "B12_SIGNIFICANT_RISE", "PREVIOUS_DEFICIENCY", "RESULT_CONFLICT"),
+        "#E69F00",
+    ),
+)
+
+
+def _plot_serial(fig: Figure, summary: CohortSummary) -> None:
+    from matplotlib.patches import Rectangle
+    from matplotlib.ticker import MaxNLocator
+
+    ax: Axes = fig.add_subplot()
+    counts = summary.results_over_time()["codes"]
+    labels: list[str] = []
+    values: list[int] = []
+    colours: list[str] = []
+    for _title, codes, colour in _SERIAL_GROUPS:
+        for code in codes:
+            labels.append(_mpl_text(code))
+            values.append(int(counts[code]))
+            colours.append(colour)
+    labels, values, colours = labels[::-1], values[::-1], colours[::-1]
+    bars = ax.barh(labels, values, color=colours)
+    ax.bar_label(
+        bars,
+        labels=[f"{v:,} ({100.0 * v / summary.rows:.1f}%)" for v in values],
+        padding=3,
+        fontsize=8,
+    )
+    ax.set_xlim(0, max(max(values), 1) * 1.3)
+    ax.set_xlabel("episodes with the finding")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_formatter("{x:,.0f}")
+    ax.set_title(f"Results over time (n = {summary.rows:,} episodes)")
+    ax.tick_params(axis="y", labelsize=8)
+    handles = [Rectangle((0, 0), 1, 1, color=colour) for _title, _codes, colour in _SERIAL_GROUPS]
+    ax.legend(
+        handles,
+        [title for title, _codes, _colour in _SERIAL_GROUPS],
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        frameon=False,
+    )
+    ax.spines[["top", "right"]].set_visible(False)
+
+
 _PLOT_TITLES: dict[str, str] = {
     "status": "Status counts",
     "b12_histogram": "B12 distribution",
     "mma_vs_b12": "MMA against B12",
     "findings": "Most frequent findings",
+    "results_over_time": "Results over time",
 }
 
 
@@ -710,6 +848,14 @@ def _plots(
         fig = _new_figure(figure_cls, canvas_cls, 8.0, 1.2 + 0.32 * len(top))
         _plot_codes(fig, summary, top)
         out["findings"] = _png(fig)
+
+    if summary.has_results_over_time:
+        if summary.serial_rows == 0:
+            out["results_over_time"] = "No results-over-time findings in these episodes."
+        else:
+            fig = _new_figure(figure_cls, canvas_cls, 8.0, 1.2 + 0.32 * len(SERIAL_CODES))
+            _plot_serial(fig, summary)
+            out["results_over_time"] = _png(fig)
     return out
 
 
@@ -721,7 +867,8 @@ def render_plot_pngs(
     top_n: int = 15,
 ) -> dict[str, bytes]:
     """The report's plots as PNG bytes keyed ``status``, ``b12_histogram``, ``mma_vs_b12``,
-    ``findings``; plots with nothing to draw are left out."""
+    ``findings`` and, for a long export or any serial finding, ``results_over_time``; plots
+    with nothing to draw are left out."""
     return {k: v for k, v in _plots(summary, bands, extra, top_n).items() if isinstance(v, bytes)}
 
 
@@ -731,6 +878,7 @@ _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;margin:2em auto;
 max-width:60em;padding:0 1em;color:#222;line-height:1.4}
 h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.6em}
+h3{font-size:1em;margin-top:1.2em}
 .meta{color:#555;margin-top:0}
 table{border-collapse:collapse;margin:.5em 0}
 th,td{border:1px solid #ccc;padding:.25em .7em;text-align:left}
@@ -815,6 +963,74 @@ def _bands_table(bands: Mapping[str, float] | None) -> str:
     )
 
 
+_SERIAL_INTRO = (
+    "Episodes (rows of the scored output, one per patient episode) with a results-over-time "
+    "finding: each episode is compared with the same patient's earlier results in this "
+    "export. These are counts of decision-support findings for reviewing test use and "
+    "follow-up; they are not judgements about any patient or request."
+)
+_RETEST_NOTE = (
+    "RETEST_TOO_SOON: the same analyte was measured within the profile's minimum retest "
+    "interval before this episode. The finding does not say which analyte was repeated, so an "
+    "episode with it is counted under each of B12, folate and ferritin that it measured: the "
+    "rows can overlap and may overstate the repeats of one analyte. The percentage is of the "
+    "episodes that measured the analyte."
+)
+
+
+def _serial_section(summary: CohortSummary, plot: bytes | str) -> str:
+    rot = summary.results_over_time()
+    total = summary.rows
+    retest_rows = [
+        f'<tr><td>{_esc(analyte)}</td><td class="n">{c["measured"]:,}</td>'
+        f'<td class="n">{c["with_retest"]:,}</td>'
+        f'<td class="n">{_esc(_fmt_pct(c["with_retest"], c["measured"]))}</td></tr>'
+        for analyte, c in rot["retest_by_analyte"].items()
+    ]
+    n_retest = rot["codes"][_RETEST]
+    retest_rows.append(
+        f'<tr><td>any (episodes with RETEST_TOO_SOON)</td><td class="n">{total:,}</td>'
+        f'<td class="n">{n_retest:,}</td><td class="n">{_esc(_fmt_pct(n_retest, total))}</td></tr>'
+    )
+    retest_table = (
+        "<h3>Episodes with a repeat within the minimum retest interval</h3>"
+        "<table><thead><tr><th>analyte measured in the episode</th><th>episodes measuring it"
+        "</th><th>with RETEST_TOO_SOON</th><th>%</th></tr></thead><tbody>"
+        + "".join(retest_rows)
+        + f'</tbody></table><p class="meta">{_esc(_RETEST_NOTE)}</p>'
+    )
+    code_rows: list[str] = []
+    for title, codes, _colour in _SERIAL_GROUPS:
+        code_rows.append(f'<tr><th class="group" colspan="4">{_esc(title)}</th></tr>')
+        for code in codes:
+            n = int(rot["codes"][code])
+            code_rows.append(
+                f"<tr><td>{_esc(code)}</td><td>{_esc(SERIAL_CODES[code])}</td>"
+                f'<td class="n">{n:,}</td><td class="n">{_esc(_fmt_pct(n, total))}</td></tr>'
+            )
+    any_n = int(rot["episodes_with_any"])
+    code_rows.append(
+        "<tr><td>any of these</td><td>episodes with at least one finding above</td>"
+        f'<td class="n">{any_n:,}</td><td class="n">{_esc(_fmt_pct(any_n, total))}</td></tr>'
+    )
+    codes_table = (
+        "<h3>Findings over time</h3><table><thead><tr><th>finding</th><th>what it counts</th>"
+        "<th>episodes</th><th>% of episodes</th></tr></thead><tbody>"
+        + "".join(code_rows)
+        + "</tbody></table>"
+    )
+    heading = _PLOT_TITLES["results_over_time"]
+    if isinstance(plot, bytes):
+        data = base64.b64encode(plot).decode("ascii")
+        figure = f'<img alt="{_esc(heading)}" src="data:image/png;base64,{data}">'
+    else:
+        figure = f'<p class="note">{_esc(plot)}</p>'
+    return (
+        f'<section id="results-over-time"><h2>{_esc(heading)}</h2><p>{_esc(_SERIAL_INTRO)}</p>'
+        f"{retest_table}{codes_table}{figure}</section>"
+    )
+
+
 def render_html(
     summary: CohortSummary,
     path: str | os.PathLike[str],
@@ -829,12 +1045,16 @@ def render_html(
     ``bands`` maps boundary labels to B12 values in pmol/L, drawn as labelled vertical lines;
     a key mentioning "mma" (in ``bands`` or ``extra``, value in µmol/L) is drawn instead as a
     horizontal limit on the MMA-vs-B12 scatter.  ``extra`` key/values (elapsed, rows/s,
-    version, …) are listed in the summary table.  Only aggregates and the anonymous sample
-    are written.  Needs matplotlib (``pip install 'b12labs[report]'``).
+    version, …) are listed in the summary table.  A long export (``summary.long_format``) or
+    any serial finding adds a "Results over time" section (counts, tables and a bar chart).
+    Only aggregates and the anonymous sample are written.  Needs matplotlib (``pip install 'b12labs[report]'``).
     """
     plots = _plots(summary, bands, extra, top_n=15)
     sections: list[str] = []
     for key, content in plots.items():
+        if key == "results_over_time":
+            sections.append(_serial_section(summary, content))
+            continue
         heading = _PLOT_TITLES[key]
         if isinstance(content, bytes):
             data = base64.b64encode(content).decode("ascii")

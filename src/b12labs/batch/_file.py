@@ -286,7 +286,7 @@ def score_file(
     fmt = options.format
     if fmt == "auto":
         fmt = "long" if _looks_long(header) and not options.columns else "wide"
-    summary = CohortSummary()
+    summary = CohortSummary(long_format=fmt == "long")
     started = time.perf_counter()
     progress = _Progress(options.progress)
     base: dict[str, Any] = {"format": fmt, "engine": options.engine, "output": target}
