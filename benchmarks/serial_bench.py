@@ -154,7 +154,8 @@ def bench_rss(row_targets: list[int], seed: int) -> dict[str, Any]:
         after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         dest.unlink(missing_ok=True)
         Path(str(dest).replace(".csv", ".rejects.csv")).unlink(missing_ok=True)
-        rows = sum(1 for _ in open(path, encoding="utf-8")) - 1
+        with open(path, encoding="utf-8") as fh:
+            rows = sum(1 for _ in fh) - 1
         out["runs"].append({"rows": rows, "rc": proc.returncode, "wall_s": wall,
                             "peak_rss_mb": max(after, before) / 1024})
     peaks = [r["peak_rss_mb"] for r in out["runs"]]
