@@ -119,6 +119,9 @@ def render_text(result: Any, style: _Style, label: str | None = None) -> str:
         lines.append(
             "Medications not recognised (ignored): " + ", ".join(result.unrecognised_medications)
         )
+    if result.ignored:
+        lines.append("")
+        lines.extend(f"Not used: {i.source}: {i.reason}" for i in result.ignored)
     lines.append("")
     lines.append(style("Comment: ", "bold") + result.comment)
     return "\n".join(lines)

@@ -446,9 +446,11 @@ def macrocytosis_alternative(v: Any) -> str:
     example={"panel": {"b12": "420 ng/L", "mcv": "115 fL", "hb": "98 g/L"}},
 )
 def possible_assay_interference(f: Facts, xp: Any) -> X:
+    # not on B12 treatment: a B12 raised by replacement is not a falsely normal assay result
     return (
         f.b12.present
         & xp.not_(f.b12_deficient)
+        & xp.not_(f.recent_treatment)
         & (
             f.if_positive
             | f.marked_macrocytosis

@@ -74,7 +74,15 @@ def neuro_urgent(f: Facts, xp: Any) -> X:
 def neuro_symptoms_normal_b12(f: Facts, xp: Any) -> X:
     # not beside B12_HOLOTC_DISCORDANT, which replaces the unlikely-band findings of the pair
     # (NEURO_URGENT speaks for the deficient marker)
-    return f.neuro & f.b12_unlikely & xp.not_(f.mma.present) & xp.not_(f.discordant)
+    # not on B12 treatment: that B12 reflects the treatment, not a normal status
+    # (RECENT_B12_TREATMENT says so, and MMA falls with treatment too)
+    return (
+        f.neuro
+        & f.b12_unlikely
+        & xp.not_(f.mma.present)
+        & xp.not_(f.discordant)
+        & xp.not_(f.recent_treatment)
+    )
 
 
 _RISK_CLASSES = ("b12_lowering", "methotrexate")

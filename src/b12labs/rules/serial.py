@@ -460,14 +460,46 @@ def _response_evidence(v: Any, used: Any) -> tuple[Evidence, ...]:
     return tuple(out)
 
 
+def _mcv_only(f: Facts, xp: Any) -> X:
+    """MCV fell but an earlier anaemia persists with Hb not risen: not clearly a response."""
+    return f.mcv_responded & xp.not_(f.hb_responded) & f.base_anaemia & f.anaemia
+
+
+def _mcv_only_message(v: Any) -> str:
+    d = _detail(v)
+    before, now = _pair(v, "hb")
+    iron = " (iron deficiency is present now)" if v.facts.iron_deficiency else ""
+    return (
+        f"Since B12 treatment started on {_start_text(v)}, {words(_responses(v))}, but the "
+        f"anaemia persists (Hb {before} on {_iso(d.baseline['hb'].at)}, {now} now): a falling "
+        f"MCV may reflect a response, or iron deficiency that replacement can unmask{iron}; "
+        "review the iron studies and the blood count."
+    )
+
+
 @rule(
     "HAEMATOLOGICAL_RESPONSE",
     area="serial",
     severity=INFO,
-    title="Blood count consistent with a response to replacement",
-    message=lambda v: (
-        f"Since B12 treatment started on {_start_text(v)}, "
-        f"{words(_responses(v))}: consistent with a response to replacement."
+    escalate=lambda f, xp: xp.where(_mcv_only(f, xp), 2, 1),
+    severity_note="warning when only the MCV fell and the anaemia persists",
+    title="Blood count after starting replacement",
+    message="",
+    branches=(
+        branch(
+            "mcv_only_anaemia_persists",
+            _mcv_only,
+            _mcv_only_message,
+            comment="MCV fell on B12 treatment but the anaemia persists: review the iron studies",
+        ),
+        branch(
+            "response",
+            lambda f, xp: True,
+            lambda v: (
+                f"Since B12 treatment started on {_start_text(v)}, "
+                f"{words(_responses(v))}: consistent with a response to replacement."
+            ),
+        ),
     ),
     sources=("IOM-DRI", "NG239"),
     why="After replacement, reticulocytes peak at 5-8 days and Hb rises and MCV falls over "
