@@ -43,9 +43,7 @@ PATIENT_ID_NAMES: tuple[str, ...] = (
     "nhs_number",
     "patientid",
 )
-_SORT_HINT = (
-    "Sort it by patient id, then collection date, to score results over time (--history)."
-)
+_SORT_HINT = "Sort it by patient id, then collection date, to score results over time (--history)."
 
 
 def history_columns(columns: list[str], cmap: ColumnMap) -> tuple[str, str]:
@@ -91,10 +89,7 @@ def check_sorted(pids: np.ndarray, times: pd.Series, first_row: int = 1) -> None
     seen: set[int] = set()
     for k, c in zip(starts, run_codes, strict=True):
         if int(c) in seen:
-            raise InputFormatError(
-                f"the input is not sorted by patient: data row {first_row + int(idx[k])} has "
-                f"a patient id seen before other patients' rows. {_SORT_HINT}"
-            )
+            raise InputFormatError(_unsorted(first_row + int(idx[k])))
         seen.add(int(c))
     ns = times.to_numpy(dtype="datetime64[ns]").astype(np.int64)
     usable = ~times.isna().to_numpy(dtype=bool)
@@ -110,6 +105,13 @@ def check_sorted(pids: np.ndarray, times: pd.Series, first_row: int = 1) -> None
             f"{first_row + int(keep[bad[0] + 1])} was collected before the patient's row "
             f"above it. {_SORT_HINT}"
         )
+
+
+def _unsorted(row: int) -> str:
+    return (
+        f"the input is not sorted by patient: data row {row} has the patient id of rows "
+        f"above it, with another patient's rows in between. {_SORT_HINT}"
+    )
 
 
 def _text(df: pd.DataFrame, col: str | None) -> list[str]:
@@ -207,8 +209,8 @@ def wide_serial(
                 )
             except B12LabsError:
                 continue  # the row reports its own error
-            for key, value in inputs.items():
-                out[key][current.position] = value
+            for name, number in inputs.items():
+                out[name][current.position] = number
             for a in void:
                 voided.setdefault(a, np.zeros(n, dtype=bool))[current.position] = True
     return out, voided
@@ -279,10 +281,7 @@ class WideHistory:
         present = [p for p in pd.unique(pids) if p]
         for k, p in enumerate(pids):
             if p and p in self._done:
-                raise InputFormatError(
-                    f"the input is not sorted by patient: data row {first + k} has a patient "
-                    f"id seen before other patients' rows in an earlier chunk. {_SORT_HINT}"
-                )
+                raise InputFormatError(_unsorted(first + k))
         times, _ = parse_dates(block[self.time_col], self.date_format)
         check_sorted(pids, times, first)
         self._done.update(present)
