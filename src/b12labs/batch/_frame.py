@@ -642,7 +642,11 @@ def _map_unique(series: pd.Series, fn: Any) -> tuple[list[Any], np.ndarray]:
 
 
 def _context(
-    df: pd.DataFrame, cmap: ColumnMap, errors: _Errors, date_format: str | None = None
+    df: pd.DataFrame,
+    cmap: ColumnMap,
+    errors: _Errors,
+    date_format: str | None = None,
+    report_collected: bool = False,
 ) -> dict[str, Any]:
     n = len(df)
     ctx: dict[str, Any] = {}
@@ -705,6 +709,12 @@ def _context(
             "date-order",
         )
         age = np.where(years >= 0, np.floor(years), np.nan)
+    elif report_collected and "collected_at" in c:
+        # results over time: an unusable collection date leaves the row without history
+        _, why = parse_dates(df[c["collected_at"]], date_format)
+        future = why == grammar.reason("date-future")
+        col = c["collected_at"]
+        errors.cell(why != "", col, df[col], why, np.where(future, "date-future", "date-invalid"))
     ctx["age"] = age
 
     sex = np.zeros(n, dtype=np.int64)
@@ -903,8 +913,10 @@ def prepare(
     decimal: str = ".",
     threads: int | None = None,
     date_format: str | None = None,
+    history: bool = False,
 ) -> Prepared:
-    """Parse and normalise a frame's cells into the engine's column inputs."""
+    """Parse and normalise a frame's cells into the engine's column inputs (``history``: an
+    unusable collection date is an error of its row, which then has no history)."""
     n = len(df)
     errors = _Errors(n)
     values: dict[str, np.ndarray] = {}
@@ -940,7 +952,7 @@ def prepare(
                 grammar.reason("value-implausible") + " (check the value and its unit)",
                 "value-implausible",
             )
-    ctx = _context(df, cmap, errors, date_format)
+    ctx = _context(df, cmap, errors, date_format, report_collected=history)
     # results over time computed by the long format (b12labs.batch._serial): hidden columns
     hidden = [c for c in df.columns if isinstance(c, str) and c.startswith(SERIAL_PREFIX)]
     if hidden:
@@ -1299,7 +1311,7 @@ def score_frame(
     cmap = column_map or detect_columns([str(c) for c in df.columns], mapping=columns, units=units)
     check_units(df, cmap)
     work = _with_history(df, cmap, prof, decimal, date_format) if history else df
-    prep = prepare(work, cmap, prof, decimal, threads, date_format)
+    prep = prepare(work, cmap, prof, decimal, threads, date_format, history=history)
     out = score_prepared(prep, prof, comment_limit, selected)
     out = {name: out[name] for name in selected}
     result = df.copy(deep=False)
