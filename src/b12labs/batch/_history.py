@@ -144,7 +144,8 @@ def wide_serial(
     if not usable.any():
         return out, voided
     idx = np.flatnonzero(usable)
-    # only patients with two or more placed rows have any history
+    # only patients with two or more placed rows have any history; a row without one but
+    # with its own b12_treatment_started gets the same day numbers from score_frame itself
     codes, _ = pd.factorize(pids[idx], sort=False)
     counts = np.bincount(codes)
     rows = idx[counts[codes] > 1]
@@ -166,6 +167,7 @@ def wide_serial(
     }
     context_cells = {f: _text(sub, col) for f, col in context_cols.items()}
     placed: list[_Row] = []
+    stamps = times.iloc[rows].tolist()  # one conversion, not one lookup per row
     for j, i in enumerate(rows):
         results: dict[str, Measurement] = {}
         for key, (values, units, lows, highs, fixed) in cells.items():
@@ -179,7 +181,7 @@ def wide_serial(
         recorded = any(v.strip() for v in row_cells.values())
         # a row with no context recorded is an entry without context, as in interpret()
         ctx = _context(row_cells, date_format) if recorded else None
-        placed.append(_Row(int(i), pids[i], times.iloc[i].to_pydatetime(), results, ctx))
+        placed.append(_Row(int(i), pids[i], stamps[j].to_pydatetime(), results, ctx))
     for patient in _by_patient(placed):
         for current in patient:
             earlier = [r for r in patient if r is not current and r.at <= current.at]
