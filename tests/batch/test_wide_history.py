@@ -285,3 +285,28 @@ def test_cli_history_refuses_unsorted_and_missing_columns(tmp_path: Path) -> Non
     done = _score(str(nodate), "--history", "-o", str(out))
     assert done.returncode != 0 and "collection date" in done.stderr
     assert "--history" in _score("--help").stdout
+
+
+def test_dates_in_a_given_format_place_the_rows() -> None:
+    frame = pd.DataFrame({"patient_id": ["A", "A"], "collected_at": ["01/03/2026", "01/09/2026"],
+                          "b12": ["400 ng/L", "250 ng/L"]})
+    codes = score_frame(frame, history=True, date_format="%d/%m/%Y")["b12labs_codes"].astype(str)
+    assert "B12_SIGNIFICANT_FALL" in codes.iloc[1]
+
+
+def test_a_malformed_line_keeps_its_error_on_its_row_when_rows_are_held_back(tmp_path: Path) -> None:
+    src = tmp_path / "wide.csv"
+    src.write_text(
+        "patient_id,collected_at,b12\n"
+        "A,2026-01-01,400 ng/L\n"
+        "B,2026-01-01,400 ng/L\n"
+        "B,2026-06-01,250 ng/L,extra\n"
+        "B,2026-09-01,250 ng/L\n"
+        "C,2026-01-01,300 ng/L\n"
+    )
+    out = tmp_path / "out.csv"
+    score_file(src, out, ScoreOptions(format="wide", chunksize=2, history=True))
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    # the reader blanks a malformed line's cells: it has no patient id, so no history
+    assert got["patient_id"].tolist() == ["A", "B", "", "B", "C"]
+    assert ["line-malformed" in c for c in got["b12labs_error_code"]] == [False, False, True, False, False]
