@@ -310,3 +310,26 @@ def test_a_malformed_line_keeps_its_error_on_its_row_when_rows_are_held_back(tmp
     # the reader blanks a malformed line's cells: it has no patient id, so no history
     assert got["patient_id"].tolist() == ["A", "B", "", "B", "C"]
     assert ["line-malformed" in c for c in got["b12labs_error_code"]] == [False, False, True, False, False]
+
+
+def test_a_patient_id_column_of_another_name_is_mapped() -> None:
+    frame = pd.DataFrame({"Hospital no": ["A", "A"], "collected_at": ["2026-03-01", "2026-09-01"],
+                          "b12": ["400 ng/L", "250 ng/L"]})
+    with pytest.raises(InputFormatError, match="patient id"):
+        score_frame(frame, history=True)
+    scored = score_frame(frame, history=True, columns={"Hospital no": "patient_id"})
+    assert "B12_SIGNIFICANT_FALL" in str(scored["b12labs_codes"].iloc[1])
+    assert scored["Hospital no"].tolist() == ["A", "A"]
+
+
+@pytest.mark.slow
+def test_cli_id_and_time_columns_name_them_for_history(tmp_path: Path) -> None:
+    src = tmp_path / "export.csv"
+    src.write_text("Hospital no,Drawn,b12\nA,2026-03-01,400 ng/L\nA,2026-09-01,250 ng/L\n")
+    out = tmp_path / "out.csv"
+    done = _score(str(src), "--history", "--id-col", "Hospital no", "--time-col", "Drawn",
+                  "-o", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "B12_SIGNIFICANT_FALL" in pd.read_csv(out, dtype=str)["b12labs_codes"].iloc[1]
+    bad = _score(str(src), "--history", "--id-col", "nope", "-o", str(out))
+    assert bad.returncode != 0 and "--id-col 'nope' is not a column" in bad.stderr

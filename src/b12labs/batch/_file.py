@@ -299,6 +299,15 @@ def score_file(
         if options.history:
             from ._history import history_columns
 
+            for role in ("patient_id", "collected_at"):  # --id-col / --time-col
+                col = options.long_columns.get(role)
+                if col:
+                    if col not in header:
+                        raise InputFormatError(
+                            f"--{'id' if role == 'patient_id' else 'time'}-col {col!r} is not a "
+                            f"column (columns: {', '.join(header)})"
+                        )
+                    cmap.context[role] = col
             history_roles = history_columns(header, cmap)  # before anything is read or written
         if options.dry_run:
             mapping = cmap.describe()

@@ -51,7 +51,9 @@ def history_columns(columns: list[str], cmap: ColumnMap) -> tuple[str, str]:
     :class:`InputFormatError` (``history-columns-missing``)."""
     taken = {a.value for a in cmap.analytes.values()} | set(cmap.context.values())
     by_norm = {norm(c): c for c in columns if c not in taken}
-    pid = next((by_norm[norm(n)] for n in PATIENT_ID_NAMES if norm(n) in by_norm), None)
+    pid = cmap.context.get("patient_id") or next(
+        (by_norm[norm(n)] for n in PATIENT_ID_NAMES if norm(n) in by_norm), None
+    )
     when = cmap.context.get("collected_at")
     missing = [
         what
@@ -64,7 +66,8 @@ def history_columns(columns: list[str], cmap: ColumnMap) -> tuple[str, str]:
             + " and ".join(missing)
             + " column; patient ids are read from a column named "
             + ", ".join(PATIENT_ID_NAMES[:4])
-            + " …, collection dates from collected_at, collection_date, specimen_date …",
+            + " … (or --map COLUMN=patient_id / --id-col), collection dates from collected_at, "
+            + "collection_date, specimen_date … (or --map COLUMN=collected_at / --time-col)",
             code="history-columns-missing",
         )
     assert pid is not None and when is not None

@@ -118,7 +118,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     for role in ("id", "time", "test", "value", "unit"):
-        p.add_argument(f"--{role}-col", help=f"long format: the {role} column")
+        also = " (and wide with --history)" if role in ("id", "time") else ""
+        p.add_argument(f"--{role}-col", help=f"long format{also}: the {role} column")
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
