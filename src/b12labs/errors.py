@@ -310,6 +310,15 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
         "Check the dates, or interpret the newest panel with the others as its history.",
     ),
     (
+        "history-columns-missing",
+        "results over time without a patient id or collection date column",
+        "A wide export scored with `--history` (`score_frame(history=True)`) needs a column "
+        "naming the patient (`patient_id`, `patient`, `mrn` …) and one with each row's "
+        "collection date (`collected_at`, `collection_date`, `specimen_date` …): a row's "
+        "history is the same patient's earlier rows.",
+        "Add or rename the two columns (or map the date with `--map COLUMN=collected_at`).",
+    ),
+    (
         "input-type-invalid",
         "an input of the wrong type",
         "A panel, context or frame of a type the function does not take (e.g. "

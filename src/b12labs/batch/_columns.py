@@ -55,6 +55,9 @@ CONTEXT_NAMES: dict[str, tuple[str, ...]] = {
     ),
 }
 _CONTEXT_LOOKUP = {norm(n): field_ for field_, names in CONTEXT_NAMES.items() for n in names}
+#: roles a column is given only by mapping it (``--map COLUMN=patient_id``), never by its name
+#: alone: the patient id is read only for results over time (``history=True``)
+MAPPED_ONLY: tuple[str, ...] = ("patient_id",)
 _UNIT_IN_HEADER = re.compile(r"^(?P<name>.*?)\s*[\(\[]\s*(?P<unit>[^\)\]]+?)\s*[\)\]]\s*$")
 
 
@@ -164,7 +167,7 @@ def detect_columns(
     mapping = dict(mapping or {})
     units = dict(units or {})
     for wanted in list(mapping.values()) + list(units):
-        if wanted not in ANALYTES and wanted not in CONTEXT_NAMES:
+        if wanted not in ANALYTES and wanted not in CONTEXT_NAMES and wanted not in MAPPED_ONLY:
             raise InputFormatError(
                 f"unknown analyte {wanted!r} in the column mapping or units "
                 f"(analytes: {', '.join(ANALYTES)})"
@@ -188,7 +191,7 @@ def detect_columns(
             header_unit = m.group("unit").strip() if m else None
         if target is None:
             continue
-        if target in CONTEXT_NAMES:
+        if target in CONTEXT_NAMES or target in MAPPED_ONLY:
             cmap.context[target] = col
             claimed.add(col)
             continue

@@ -75,6 +75,7 @@ class ScoreOptions:
     dry_run: bool = False
     summary: bool = True
     progress: bool = False
+    history: bool = False
 
     def __post_init__(self) -> None:
         def bad(message: str) -> InputFormatError:
@@ -108,6 +109,8 @@ class ScoreOptions:
             object.__setattr__(self, "report", Path(self.report))
         if not isinstance(self.canonical, bool):
             raise bad(f"canonical must be True or False, got {self.canonical!r}")
+        if not isinstance(self.history, bool):
+            raise bad(f"history must be True or False, got {self.history!r}")
         from ._frame import output_columns
 
         selected = output_columns(self.columns_out, canonical=self.canonical)
@@ -293,9 +296,32 @@ def score_file(
 
     if fmt == "wide":
         cmap = detect_columns(header, mapping=options.columns, units=options.units)
+        if options.history:
+            from ._history import history_columns
+
+            for role in ("patient_id", "collected_at"):  # --id-col / --time-col
+                col = options.long_columns.get(role)
+                if col:
+                    if col not in header:
+                        raise InputFormatError(
+                            f"--{'id' if role == 'patient_id' else 'time'}-col {col!r} is not a "
+                            f"column (columns: {', '.join(header)})"
+                        )
+                    cmap.context[role] = col
+            history_roles = history_columns(header, cmap)  # before anything is read or written
         if options.dry_run:
-            return RunSummary(**base, dry_run=True, mapping=cmap.describe())
+            mapping = cmap.describe()
+            if options.history:
+                pid_col, time_col = history_roles
+                mapping += f"\nhistory: patient id {pid_col!r}, collection date {time_col!r}"
+            return RunSummary(**base, dry_run=True, mapping=mapping)
         if options.engine == "dask":
+            if options.history:
+                raise InputFormatError(
+                    "--history streams with the pandas engine (a patient's rows in order); "
+                    "leave out --engine dask",
+                    code="option-invalid",
+                )
             from ._dask import score_file_dask
 
             rows = score_file_dask(path, target, cmap, options, profile)
@@ -381,10 +407,16 @@ def _score_wide(
             threads=options.threads,
             date_format=options.date_format,
             columns_out=computed,
+            history=options.history,
         )
         if errors:
             _with_line_errors(scored, errors)
         return scored
+
+    def emit(scored: pd.DataFrame) -> None:
+        writer.write(scored.drop(columns=unwritten) if unwritten else scored)
+        if options.summary:
+            summary.update(scored)
 
     def work() -> None:
         nonlocal rows
@@ -394,17 +426,51 @@ def _score_wide(
             if first:
                 check_units(chunk, cmap)
                 first = False
-            scored = score(chunk)
-            writer.write(scored.drop(columns=unwritten) if unwritten else scored)
-            if options.summary:
-                summary.update(scored)
+            emit(score(chunk))
             rows += len(chunk)
             progress.update(rows)
         if not writer.written:  # a header-only input: the output keeps the columns
             writer.write(score(_empty(header)).drop(columns=unwritten))
 
+    def work_history() -> None:
+        # results over time: each block holds every row of its patients (the last patient of
+        # a chunk waits for the next one), and the reader's line errors follow their rows
+        from ._history import WideHistory, history_columns
+
+        nonlocal rows
+        pid_col, time_col = history_columns(header, cmap)
+        stream = WideHistory(pid_col, time_col, options.date_format)
+        line_errors: dict[int, tuple[str, str]] = {}
+
+        def score_block(block: pd.DataFrame | None) -> None:
+            if block is None or not len(block):
+                return
+            errors = {
+                pos: line_errors.pop(label)
+                for pos, label in enumerate(block.index)
+                if label in line_errors
+            }
+            if errors:
+                block.attrs[LINE_ERRORS] = errors
+            emit(score(block))
+
+        first = True
+        for chunk in _chunks(path, options):
+            chunk.index = pd.RangeIndex(rows, rows + len(chunk))
+            for pos, err in chunk.attrs.pop(LINE_ERRORS, {}).items():
+                line_errors[rows + pos] = err
+            if first:
+                check_units(chunk, cmap)
+                first = False
+            score_block(stream.feed(chunk))
+            rows += len(chunk)
+            progress.update(rows)
+        score_block(stream.finish())
+        if not writer.written:  # a header-only input: the output keeps the columns
+            writer.write(score(_empty(header)).drop(columns=unwritten))
+
     try:
-        _guarded([writer], work)
+        _guarded([writer], work_history if options.history else work)
     finally:
         progress.done()
     return rows

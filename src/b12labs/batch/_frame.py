@@ -642,7 +642,11 @@ def _map_unique(series: pd.Series, fn: Any) -> tuple[list[Any], np.ndarray]:
 
 
 def _context(
-    df: pd.DataFrame, cmap: ColumnMap, errors: _Errors, date_format: str | None = None
+    df: pd.DataFrame,
+    cmap: ColumnMap,
+    errors: _Errors,
+    date_format: str | None = None,
+    report_collected: bool = False,
 ) -> dict[str, Any]:
     n = len(df)
     ctx: dict[str, Any] = {}
@@ -705,6 +709,12 @@ def _context(
             "date-order",
         )
         age = np.where(years >= 0, np.floor(years), np.nan)
+    elif report_collected and "collected_at" in c:
+        # results over time: an unusable collection date leaves the row without history
+        _, why = parse_dates(df[c["collected_at"]], date_format)
+        future = why == grammar.reason("date-future")
+        col = c["collected_at"]
+        errors.cell(why != "", col, df[col], why, np.where(future, "date-future", "date-invalid"))
     ctx["age"] = age
 
     sex = np.zeros(n, dtype=np.int64)
@@ -903,8 +913,10 @@ def prepare(
     decimal: str = ".",
     threads: int | None = None,
     date_format: str | None = None,
+    history: bool = False,
 ) -> Prepared:
-    """Parse and normalise a frame's cells into the engine's column inputs."""
+    """Parse and normalise a frame's cells into the engine's column inputs (``history``: an
+    unusable collection date is an error of its row, which then has no history)."""
     n = len(df)
     errors = _Errors(n)
     values: dict[str, np.ndarray] = {}
@@ -940,14 +952,17 @@ def prepare(
                 grammar.reason("value-implausible") + " (check the value and its unit)",
                 "value-implausible",
             )
-    ctx = _context(df, cmap, errors, date_format)
+    ctx = _context(df, cmap, errors, date_format, report_collected=history)
     # results over time computed by the long format (b12labs.batch._serial): hidden columns
     hidden = [c for c in df.columns if isinstance(c, str) and c.startswith(SERIAL_PREFIX)]
     if hidden:
-        serial = dict(ctx.get("serial", {}))
-        serial.update(
-            {c[len(SERIAL_PREFIX) :]: df[c].to_numpy(dtype=float, na_value=np.nan) for c in hidden}
-        )
+        own = ctx.get("serial", {})
+        serial = dict(own)
+        for c in hidden:
+            key = c[len(SERIAL_PREFIX) :]
+            given = df[c].to_numpy(dtype=float, na_value=np.nan)
+            # a row without computed inputs keeps the day numbers its own context gives
+            serial[key] = np.where(np.isnan(given), own[key], given) if key in own else given
         ctx["serial"] = serial
     raw = RawInputs(
         values={k: v for k, v in values.items() if k != "if_antibody"},
@@ -1238,6 +1253,7 @@ def score_frame(
     comment_limit: int | None = None,
     columns_out: str | Sequence[str] | None = None,
     canonical: bool = True,
+    history: bool = False,
 ) -> pd.DataFrame:
     """Score a wide frame (one row per patient/specimen) with the whole rule catalogue.
 
@@ -1265,6 +1281,15 @@ def score_frame(
     leaves out the canonical value columns. The input columns and rows are always kept; columns
     not asked for are not computed, and those kept equal a complete run's.
 
+    ``history=True`` scores results over time (docs/clinical-logic.md §8): the frame needs a
+    patient-id column (``patient_id``, ``patient``, ``mrn`` …) and a collection-date column
+    (``collected_at`` …), sorted by patient then collection date, and each row's history is
+    the same patient's earlier rows (with their own context), as
+    ``interpret(panel, context, history=[those rows])`` reads them; a row at the same time
+    with a different value is a conflict. Rows without a patient id or a usable date have no
+    history. An unsorted frame, or one without those columns, raises
+    :class:`~b12labs.errors.InputFormatError`.
+
     Raises :class:`~b12labs.errors.InputFormatError` before scoring when the frame cannot be
     scored as given (duplicated columns, no analyte column, an analyte with no unit anywhere).
     """
@@ -1285,7 +1310,8 @@ def score_frame(
     prof = load_profile(profile)
     cmap = column_map or detect_columns([str(c) for c in df.columns], mapping=columns, units=units)
     check_units(df, cmap)
-    prep = prepare(df, cmap, prof, decimal, threads, date_format)
+    work = _with_history(df, cmap, prof, decimal, date_format) if history else df
+    prep = prepare(work, cmap, prof, decimal, threads, date_format, history=history)
     out = score_prepared(prep, prof, comment_limit, selected)
     out = {name: out[name] for name in selected}
     result = df.copy(deep=False)
@@ -1296,6 +1322,22 @@ def score_frame(
             )
     new = pd.DataFrame(out, index=df.index)
     return pd.concat([result, new], axis=1)
+
+
+def _with_history(
+    df: pd.DataFrame, cmap: ColumnMap, profile: Profile, decimal: str, date_format: str | None
+) -> pd.DataFrame:
+    """A working copy of ``df`` with each row's serial inputs as hidden columns, and the
+    current values a same-time conflict voids blanked (the output keeps the input's cells)."""
+    from ._history import blank_voided, history_columns, wide_serial
+
+    pid_col, time_col = history_columns([str(c) for c in df.columns], cmap)
+    serial, voided = wide_serial(df, cmap, pid_col, time_col, profile, decimal, date_format)
+    work = df.copy(deep=False)
+    blank_voided(work, cmap, voided)
+    for key, values in serial.items():
+        work[SERIAL_PREFIX + key] = values
+    return work
 
 
 def check_units(df: pd.DataFrame, cmap: ColumnMap) -> None:

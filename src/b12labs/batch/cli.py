@@ -85,6 +85,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="leave out the canonical value columns (b12_pmol_l …)",
     )
     p.add_argument(
+        "--history",
+        action="store_true",
+        help="wide format: results over time; each row's history is the same patient's "
+        "earlier rows (needs a patient id and a collection date column, rows sorted by "
+        "patient then collection date; unsorted input is refused). Long exports always "
+        "use each patient's earlier results",
+    )
+    p.add_argument(
         "--window",
         type=float,
         default=DEFAULT_WINDOW_DAYS,
@@ -110,7 +118,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     for role in ("id", "time", "test", "value", "unit"):
-        p.add_argument(f"--{role}-col", help=f"long format: the {role} column")
+        also = " (and wide with --history)" if role in ("id", "time") else ""
+        p.add_argument(f"--{role}-col", help=f"long format{also}: the {role} column")
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -153,6 +162,7 @@ def options_of(args: argparse.Namespace) -> ScoreOptions:
         workers=args.workers,
         report=args.report,
         dry_run=args.dry_run,
+        history=args.history,
         # the summary feeds the printed summary and the report; skip it when neither is wanted
         summary=not args.quiet or args.report is not None,
         progress=not args.quiet,
