@@ -5,7 +5,8 @@ alone), so one crashing does not hide the others:
 
 1. ``interpret_bench.py``: ``interpret()`` against the naive pint + pydantic baseline (issue 3);
 2. ``batch_bench.py``: end_to_end, in_memory, rss and engines (issue 4);
-3. ``service_bench.py`` if it exists and supports ``--quick`` (issue 5); skipped otherwise.
+3. ``serial_bench.py``: results over time (interpret() with history, score_long with history);
+4. ``service_bench.py`` if it exists and supports ``--quick`` (issue 5); skipped otherwise.
 
     .venv/bin/python benchmarks/run_all.py            # full size: 1M rows, RSS on 1M and 5M
     .venv/bin/python benchmarks/run_all.py --quick    # 200k rows, RSS on 200k and 1M
@@ -127,6 +128,18 @@ def summary_rows(interp: dict[str, Any], batch: dict[str, Any]) -> list[tuple[st
     return rows
 
 
+def serial_rows(serial: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """Summary rows of serial_bench.py (results over time)."""
+    rows: list[tuple[str, str, str, bool]] = []
+    if "interpret" in serial:
+        r = serial["interpret"]
+        rows.append(("interpret() 10 history entries / none", f"{r['ratio']:.2f}x", "<= 2x", r["pass"]))
+    if "long" in serial:
+        r = serial["long"]
+        rows.append(("score_long rows/s with / without history", f"{r['ratio']:.2f}x", ">= 0.5x", r["pass"]))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -151,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         if _run("batch_bench.py", batch_args) != 0:
             failed.append("batch_bench.py")
 
+        serial_json = Path(tmp) / "serial.json"
+        serial_args = ["--json", str(serial_json)] + (
+            ["--panels", "2000", "--patients", "8000"] if args.quick else []
+        )
+        if _run("serial_bench.py", serial_args) != 0:
+            failed.append("serial_bench.py")
+
         service = HERE / "service_bench.py"
         if not service.exists():
             print("\n[service_bench.py not found: skipped]")
@@ -163,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             failed.append("service_bench.py")
 
         rows = summary_rows(_load(interp_json), _load(batch_json))
+        rows += serial_rows(_load(serial_json))
 
     print(
         f"\n{'=' * 100}\nSummary ({'quick' if args.quick else 'full size'}, "

@@ -655,7 +655,7 @@ def interpret(
     ignored: tuple[IgnoredInput, ...] = ()
     entries = parse_history(history, decimal=decimal) if history else ()
     if entries or ctx.b12_treatment_started is not None:
-        serial, detail, voided = serial_inputs(measurements, ctx, entries, prof)
+        serial, detail, voided = serial_inputs(measurements, ctx, entries, prof, eager_bad=False)
         if voided:
             measurements = {k: m for k, m in measurements.items() if k not in voided}
         ignored = tuple(

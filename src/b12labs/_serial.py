@@ -165,11 +165,13 @@ def serial_inputs(
     *,
     now: datetime | None = None,
     current_times: Mapping[str, datetime] | None = None,
-    eager_bad: bool = False,
+    eager_bad: bool = True,
 ) -> tuple[dict[str, float], SerialDetail, tuple[str, ...]]:
     """The serial inputs of one panel, their detail, and the current analytes a conflict voids.
 
-    ``current_times`` gives the collection time of each current result where it differs from
+    ``eager_bad`` judges the earlier result sets now (the default, and the only way for a
+    column of panels); ``interpret()`` passes False and lets ``derive_serial`` judge them only
+    when a finding can read them. ``current_times`` gives the collection time of each current result where it differs from
     the panel's ``collected_at`` (the long batch format: a panel's results span an episode).
 
     Raises :class:`~b12labs.errors.InvalidValueError` (``history-date-after-current``) for an

@@ -211,6 +211,7 @@ def wide_serial(
                     base.model_copy(update={"collected_at": current.at}),
                     entries,
                     profile,
+                    eager_bad=True,  # no lazy judgement in a column of panels
                 )
             except B12LabsError:
                 continue  # the row reports its own error
