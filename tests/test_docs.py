@@ -36,10 +36,18 @@ def test_readme_library_example_runs(block: str) -> None:
     assert {"NEURO_URGENT", "B12_INDETERMINATE", "MMA_ELEVATED"} <= set(result.codes)  # type: ignore[attr-defined]
 
 
+def test_readme_history_example_runs_and_says_what_it_gives() -> None:
+    block = next(b for b in _python_blocks(REPO / "README.md") if "history=" in b)
+    namespace: dict[str, object] = {}
+    exec(compile(block.replace("interpret(\n", "result = interpret(\n", 1), "README.md", "exec"), namespace)
+    shown = block.split("# ", 1)[1].strip()
+    assert repr(namespace["result"]) == shown
+
+
 def test_readme_batch_example_runs() -> None:
     import pandas as pd
 
-    block = _python_blocks(REPO / "README.md")[1]
+    block = next(b for b in _python_blocks(REPO / "README.md") if "score_frame(" in b)
     df = pd.DataFrame({"id": ["1"], "B12 result": ["150"]})
     long_df = pd.DataFrame({"patient_id": ["p"], "collected_at": ["2024-01-01"], "test": ["2132-9"],
                             "value": ["150"], "unit": ["pg/mL"]})

@@ -701,6 +701,18 @@ def status(f: Facts) -> X:
         | (fired["IRON_DEFICIENCY_MAY_MASK_B12"] & no_mma)
         | (fired["METABOLIC_EVIDENCE_NORMAL_B12"] & xp.not_(f.mma_elevated))
         | fired["AGE_OUT_OF_SCOPE"]
+        # a deficient B12 overruled by a normal holoTC (or the reverse) beside the features of
+        # POSSIBLE_ASSAY_INTERFERENCE: no more reassuring than the same picture with a higher,
+        # indeterminate B12 (monotonic in B12; docs/clinical-logic.md §9)
+        | (
+            f.discordant
+            & (
+                f.if_positive
+                | f.marked_macrocytosis
+                | (f.macrocytosis & f.anaemia)
+                | f.sym("glossitis")
+            )
+        )
         # results over time (§8): an earlier deficiency, or a result voided by a conflict
         | fired["PREVIOUS_DEFICIENCY"]
         | f.conflict_current
