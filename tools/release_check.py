@@ -139,6 +139,7 @@ def stage_inputs(cwd: Path) -> None:
     shutil.copy(EXAMPLES / "export.csv", cwd / "big.csv")
     shutil.copy(EXAMPLES / "long_export.csv", cwd / "results_long.csv")
     shutil.copy(EXAMPLES / "panels.json", cwd / "panels.json")
+    shutil.copy(EXAMPLES / "serial_export.csv", cwd / "serial_export.csv")
     with (EXAMPLES / "export.csv").open("rb") as src, gzip.open(cwd / "big.csv.gz", "wb") as dst:
         shutil.copyfileobj(src, dst)
 

@@ -333,3 +333,19 @@ def test_cli_id_and_time_columns_name_them_for_history(tmp_path: Path) -> None:
     assert "B12_SIGNIFICANT_FALL" in pd.read_csv(out, dtype=str)["b12labs_codes"].iloc[1]
     bad = _score(str(src), "--history", "--id-col", "nope", "-o", str(out))
     assert bad.returncode != 0 and "--id-col 'nope' is not a column" in bad.stderr
+
+
+def test_the_bundled_serial_example_shows_each_kind_of_serial_finding() -> None:
+    # examples/serial_export.csv is the README's `score serial_export.csv --history` input
+    from pathlib import Path
+
+    import pandas as pd
+
+    from b12labs.batch import score_frame
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "serial_export.csv"
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    codes = ";".join(score_frame(df, history=True)["b12labs_codes"].astype(str))
+    for code in ("B12_SIGNIFICANT_FALL", "NO_RESPONSE_TO_TREATMENT", "PREVIOUS_DEFICIENCY",
+                 "RETEST_TOO_SOON", "HAEMATOLOGICAL_RESPONSE", "NEURO_RECOVERY_SLOWER"):
+        assert code in codes
