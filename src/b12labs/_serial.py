@@ -236,19 +236,12 @@ def serial_inputs(
     # the newest comparable earlier value of each analyte (strictly before the current panel),
     # read newest first so that only the values that can be chosen are converted
     newest_first = sorted(entries, key=lambda e: e.collected_at, reverse=True)
-    wanted = set(COMPARED_ANALYTES)
-    for entry in newest_first:
-        for analyte, m in entry.results.items():
-            if analyte not in wanted or (analyte, entry.collected_at) in conflicted:
-                continue
-            if entry.collected_at >= times.get(analyte, current_at):
-                continue
-            o = _earlier(analyte, entry.collected_at, m)
-            if o.comparable:
-                detail.previous[analyte] = o
-                wanted.discard(analyte)
-        if not wanted:
-            break
+    detail.previous = _newest_comparable(
+        newest_first,
+        COMPARED_ANALYTES,
+        conflicted,
+        lambda e, a: e.collected_at < times.get(a, current_at),
+    )
     for analyte, o in detail.previous.items():
         inputs[f"prev_{analyte}"] = o.value
         inputs[f"prev_{analyte}_day"] = o.day
@@ -268,19 +261,12 @@ def serial_inputs(
         detail.start = start
         inputs["start"] = start_day = day_number(start)
         # a result on the day treatment started counts as before it (taken to decide)
-        wanted = set(BASELINE_ANALYTES)
-        for entry in newest_first:
-            if day_number(entry.collected_at) >= start_day + 1:
-                continue
-            for analyte, m in entry.results.items():
-                if analyte not in wanted or (analyte, entry.collected_at) in conflicted:
-                    continue
-                o = _earlier(analyte, entry.collected_at, m)
-                if o.comparable:
-                    detail.baseline[analyte] = o
-                    wanted.discard(analyte)
-            if not wanted:
-                break
+        detail.baseline = _newest_comparable(
+            newest_first,
+            BASELINE_ANALYTES,
+            conflicted,
+            lambda e, a: day_number(e.collected_at) < start_day + 1,
+        )
         for analyte, o in detail.baseline.items():
             inputs[f"base_{analyte}"] = o.value
             inputs[f"base_{analyte}_day"] = o.day
@@ -310,6 +296,32 @@ def serial_inputs(
         else:
             detail.resolve_bad = resolve
     return inputs, detail, tuple(voided)
+
+
+def _newest_comparable(
+    newest_first: Sequence[HistoryEntry],
+    analytes: Sequence[str],
+    conflicted: set[tuple[str, datetime]],
+    before: Callable[[HistoryEntry, str], bool],
+) -> dict[str, Earlier]:
+    """The newest comparable (uncensored, plausible, unconflicted) value of each analyte among
+    the entries ``before`` accepts; entries come newest first, so only the values that can be
+    chosen are converted."""
+    found: dict[str, Earlier] = {}
+    wanted = set(analytes)
+    for entry in newest_first:
+        for analyte, m in entry.results.items():
+            if analyte not in wanted or (analyte, entry.collected_at) in conflicted:
+                continue
+            if not before(entry, analyte):
+                continue
+            o = _earlier(analyte, entry.collected_at, m)
+            if o.comparable:
+                found[analyte] = o
+                wanted.discard(analyte)
+        if not wanted:
+            break
+    return found
 
 
 _STATUS_MARKERS = frozenset({"b12", "holotc", "mma", "homocysteine", "if_antibody"})

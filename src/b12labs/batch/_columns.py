@@ -9,7 +9,16 @@ from dataclasses import dataclass, field
 from ..errors import InputFormatError, UnitError
 from ..units import ANALYTES, resolve_unit, ucum_code
 
-__all__ = ["CONTEXT_NAMES", "AnalyteColumns", "ColumnMap", "detect_columns", "norm"]
+__all__ = [
+    "CONTEXT_NAMES",
+    "LIST_CONTEXT_FIELDS",
+    "PATIENT_ID_NAMES",
+    "ROW_CONTEXT_FIELDS",
+    "AnalyteColumns",
+    "ColumnMap",
+    "detect_columns",
+    "norm",
+]
 
 
 def norm(name: str) -> str:
@@ -54,6 +63,37 @@ CONTEXT_NAMES: dict[str, tuple[str, ...]] = {
         "date_collected",
     ),
 }
+#: Column names a patient id is read from (long format; wide exports with results over time).
+PATIENT_ID_NAMES: tuple[str, ...] = (
+    "patient_id",
+    "patient",
+    "mrn",
+    "subject",
+    "person_id",
+    "pid",
+    "nhs_number",
+    "patientid",
+)
+
+#: The context fields a per-result (long) export may carry, one value per row, in output order.
+ROW_CONTEXT_FIELDS: tuple[str, ...] = (
+    "age",
+    "sex",
+    "pregnant",
+    "medications",
+    "conditions",
+    "symptoms",
+    "nitrous_oxide_exposure",
+    "b12_treatment",
+    "days_since_b12_injection",
+    "b12_treatment_started",
+    "gestational_weeks",
+    "breastfeeding",
+    "date_of_birth",
+)
+#: of those, the ones holding a list of terms
+LIST_CONTEXT_FIELDS: tuple[str, ...] = ("medications", "conditions", "symptoms")
+
 _CONTEXT_LOOKUP = {norm(n): field_ for field_, names in CONTEXT_NAMES.items() for n in names}
 #: roles a column is given only by mapping it (``--map COLUMN=patient_id``), never by its name
 #: alone: the patient id is read only for results over time (``history=True``)

@@ -27,22 +27,11 @@ from .._serial import serial_inputs
 from ..errors import B12LabsError, InputFormatError
 from ..models import HistoryEntry, Measurement, PatientContext
 from ..profiles import Profile
-from ._columns import ColumnMap, norm
+from ._columns import PATIENT_ID_NAMES, ColumnMap, norm
 from ._serial import _LIST_FIELDS, _SCALAR_FIELDS, SERIAL_KEYS, _context, _measurement
 
 __all__ = ["WideHistory", "check_sorted", "history_columns", "wide_serial"]
 
-#: the patient-id column names, as the long format reads them (b12labs.batch._long)
-PATIENT_ID_NAMES: tuple[str, ...] = (
-    "patient_id",
-    "patient",
-    "mrn",
-    "subject",
-    "person_id",
-    "pid",
-    "nhs_number",
-    "patientid",
-)
 _SORT_HINT = "Sort it by patient id, then collection date, to score results over time (--history)."
 
 

@@ -22,23 +22,21 @@ from ..errors import B12LabsError, InputFormatError
 from ..panels import DEFAULT_WINDOW_DAYS, episode_ids
 from ..profiles import DEFAULT_PROFILE, Profile, load_profile
 from ..units import ANALYTES, resolve_unit, unit_hint
-from ._columns import CONTEXT_NAMES, AnalyteColumns, ColumnMap, norm
+from ._columns import (
+    CONTEXT_NAMES,
+    PATIENT_ID_NAMES,
+    ROW_CONTEXT_FIELDS,
+    AnalyteColumns,
+    ColumnMap,
+    norm,
+)
 from ._frame import SERIAL_PREFIX, _parse_numbers, _text, output_columns, score_frame
 from ._serial import serial_columns
 
 __all__ = ["LONG_COLUMNS", "LongScorer", "detect_long_columns", "score_long"]
 
 LONG_COLUMNS: dict[str, tuple[str, ...]] = {
-    "patient_id": (
-        "patient_id",
-        "patient",
-        "mrn",
-        "subject",
-        "person_id",
-        "pid",
-        "nhs_number",
-        "patientid",
-    ),
+    "patient_id": PATIENT_ID_NAMES,
     "collected_at": (
         *CONTEXT_NAMES["collected_at"],
         "effective",
@@ -64,21 +62,7 @@ LONG_COLUMNS: dict[str, tuple[str, ...]] = {
     "ref_low": ("ref_low", "reference_low", "low", "normal_low", "ref_range_low"),
     "ref_high": ("ref_high", "reference_high", "high", "normal_high", "ref_range_high"),
 }
-_CONTEXT_FIELDS = (
-    "age",
-    "sex",
-    "pregnant",
-    "medications",
-    "conditions",
-    "symptoms",
-    "nitrous_oxide_exposure",
-    "b12_treatment",
-    "days_since_b12_injection",
-    "b12_treatment_started",
-    "gestational_weeks",
-    "breastfeeding",
-    "date_of_birth",
-)
+_CONTEXT_FIELDS = ROW_CONTEXT_FIELDS
 _TEST_TO_ANALYTE: dict[str, str] = {}
 for _key, _spec in ANALYTES.items():
     for _n in (_key, *_spec.names, _spec.name, _spec.short):

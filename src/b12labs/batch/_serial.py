@@ -23,6 +23,7 @@ from ..errors import B12LabsError
 from ..models import HistoryEntry, Measurement, PatientContext, parse_measurement
 from ..profiles import Profile
 from ..units import ANALYTES
+from ._columns import LIST_CONTEXT_FIELDS, ROW_CONTEXT_FIELDS
 
 __all__ = ["SERIAL_KEYS", "serial_columns"]
 
@@ -40,18 +41,10 @@ SERIAL_KEYS: tuple[str, ...] = (
     "conflict_current",
 )
 
-_SCALAR_FIELDS = (
-    "age",
-    "sex",
-    "pregnant",
-    "nitrous_oxide_exposure",
-    "b12_treatment",
-    "days_since_b12_injection",
-    "b12_treatment_started",
-    "gestational_weeks",
-    "breastfeeding",
+_LIST_FIELDS = LIST_CONTEXT_FIELDS
+_SCALAR_FIELDS = tuple(
+    f for f in ROW_CONTEXT_FIELDS if f not in LIST_CONTEXT_FIELDS and f != "date_of_birth"
 )
-_LIST_FIELDS = ("medications", "conditions", "symptoms")
 
 
 def _context(row: Mapping[str, Any], date_format: str | None) -> PatientContext:
