@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from .._display import sig3, unit_shown
-from .._engine import Facts, Measure
+from .._engine import SCALAR, Facts, Measure
 from ..models import Evidence, Measurement, Severity, trusted_constructor
 from ..units import ANALYTES
 from ._fields import words
@@ -34,9 +34,46 @@ _new_evidence = trusted_constructor(Evidence)
 SERIAL_EVIDENCE: dict[str, Callable[[Any, Any], tuple[Evidence, ...]]] = {}
 
 
+#: the serial facts of one panel without history (no earlier result, no treatment start):
+#: what the general path below computes from all-NaN inputs (a test holds the two equal)
+_NO_HISTORY: dict[str, Any] = {
+    "days_since_start": _NAN,
+    "treatment_started_known": False,
+    "retest": {"b12": False, "folate": False, "ferritin": False},
+    "retest_any": False,
+    "b12_fall": False,
+    "b12_rise": False,
+    "base_anaemia": False,
+    "base_macrocytosis": False,
+    "base_mma_elevated": False,
+    "hb_responded": False,
+    "mcv_responded": False,
+    "haem_response": False,
+    "no_response_blood": False,
+    "no_response_mma": False,
+    "review_due": False,
+    "myoclonus_after_start": False,
+    "earlier_bad": False,
+    "earlier_neuro": False,
+    "conflict": False,
+    "conflict_current": False,
+}
+
+
 @derives("serial")
 def derive_serial(f: Facts, raw: Any, xp: Any) -> None:
     """The serial facts of a panel (or a column of panels); every one false without history."""
+    s = f.raw.serial
+    if xp is SCALAR and not s and raw.serial_detail is None and not raw.treatment_started:
+        # one panel without history: nothing to compare (a third of the cost of evaluation)
+        f.__dict__.update(_NO_HISTORY)  # read-only in practice: rules only read facts
+        f.on_replacement = raw.treatment == 1 or raw.treatment == 2
+        f.treated = bool(f.recent_treatment)
+        return
+    _derive_serial(f, raw, xp)
+
+
+def _derive_serial(f: Facts, raw: Any, xp: Any) -> None:
     s = f.raw.serial
     p = f.profile
     g = s.get
