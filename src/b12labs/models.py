@@ -369,12 +369,24 @@ def parse_panel(panel: Mapping[str, object], *, decimal: str = ".") -> dict[str,
     """Parse a mapping of analyte keys to results; ``None`` / empty values are skipped."""
     out: dict[str, Measurement] = {}
     for key, raw in panel.items():
-        if key not in ANALYTES:
+        spec = ANALYTES.get(key)
+        if spec is None:
             raise UnknownAnalyteError(
                 "unknown analyte key", analyte=str(key), accepted=", ".join(ANALYTES)
             )
-        if grammar.is_missing(raw):  # None, NaN, "", "NA", "N/A", "null"…: no result
-            continue
+        if type(raw) is dict and len(raw) == 2 and not spec.qualitative:
+            # the machine form {"value": 250.0, "unit": "pg/mL"}, as parse_measurement reads it
+            value, unit = raw.get("value"), raw.get("unit")
+            if (
+                (type(value) is float or type(value) is int)
+                and type(unit) is str
+                and unit.strip()
+                and decimal in (".", ",")
+            ):
+                out[key] = _machine_measurement(key, value, unit, type(value) is int)
+                continue
+        if raw is None or (type(raw) is not dict and grammar.is_missing(raw)):
+            continue  # None, NaN, "", "NA", "N/A", "null"…: no result (a dict never is)
         out[key] = parse_measurement(key, raw, decimal=decimal)
     return out
 
@@ -691,6 +703,25 @@ def _validated_context(key: _ContextKey) -> PatientContext:
 _FUTURE_SLACK = timedelta(days=1)
 
 
+@functools.lru_cache(maxsize=4096)
+def _iso_datetime(value: str) -> datetime | None:
+    """ISO 8601 text as an aware UTC datetime (a time without a zone is UTC; a date alone is
+    its midnight UTC), or None when it is not ISO 8601. The reading of :func:`_read_date`
+    for ``collected_at``, without the check against the clock (which must not be cached)."""
+    text = value.strip()
+    try:
+        parsed = (
+            datetime.fromisoformat(text) if "T" in text or " " in text else date.fromisoformat(text)
+        )
+    except ValueError:
+        return None
+    if not isinstance(parsed, datetime):
+        return datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
 def _read_date(value: object, field: str, *, with_time: bool) -> date | datetime | None:
     """A context date: a ``date``/``datetime`` or ISO 8601 text (day/month order never guessed).
 
@@ -699,6 +730,18 @@ def _read_date(value: object, field: str, *, with_time: bool) -> date | datetime
     """
     if value is None or grammar.is_missing(value):
         return None
+    if with_time and type(value) is str:
+        parsed_at = _iso_datetime(value)  # cached: a history repeats few distinct times
+        if parsed_at is None:
+            raise InvalidValueError(
+                code="date-invalid",
+                analyte=field,
+                reported=value,
+                accepted="ISO 8601 (YYYY-MM-DD, optionally THH:MM)",
+            )
+        if parsed_at > datetime.now(UTC) + _FUTURE_SLACK:
+            raise InvalidValueError(code="date-future", analyte=field, reported=value)
+        return parsed_at
     if isinstance(value, datetime):
         parsed: date | datetime = value
     elif isinstance(value, date):
@@ -793,7 +836,7 @@ class HistoryEntry(BaseModel):
             exc.args = (f"{where}.{exc.args[0]}" if exc.args else where,)
             raise
         assert isinstance(collected, datetime)
-        return cls.model_construct(None, collected_at=collected, results=results, context=context)
+        return _new_history_entry(collected_at=collected, results=results, context=context)
 
 
 def parse_history(history: object, *, decimal: str = ".") -> tuple[HistoryEntry, ...]:
@@ -880,6 +923,7 @@ def trusted_constructor(cls: type[_M]) -> Callable[..., _M]:
 
 
 _new_measurement = trusted_constructor(Measurement)
+_new_history_entry = trusted_constructor(HistoryEntry)
 
 
 class Evidence(_Out):
